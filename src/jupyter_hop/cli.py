@@ -1,0 +1,57 @@
+"""The Typer layer: parse options, call one function per command, turn HopError into one line and an exit code."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from jupyter_hop.errors import HopError
+
+app = typer.Typer(
+    name="jupyter-hop",
+    help="Run Jupyter on machines you do not sit at: workstations (systemd) and Slurm compute nodes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show the traceback of an error.", envvar="JUPYTER_HOP_DEBUG"),
+) -> None:
+    if debug:
+        os.environ["JUPYTER_HOP_DEBUG"] = "1"
+
+
+def _register() -> None:
+    from jupyter_hop.commands import doctor, inventory, profiles, run, slurm, systemd
+
+    for module in (profiles, run, inventory, doctor):
+        module.register(app)
+    app.add_typer(systemd.app, name="systemd")
+    app.add_typer(slurm.app, name="slurm")
+
+
+_register()
+
+
+def main() -> None:
+    """Console entry point: the one place where a HopError becomes a message and an exit code."""
+    try:
+        app()
+    except HopError as exc:
+        if os.environ.get("JUPYTER_HOP_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        print(f"jupyter-hop: error: {exc.message}", file=sys.stderr)
+        if exc.detail:
+            print(exc.detail.rstrip("\n"), file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("jupyter-hop: interrupted", file=sys.stderr)
+        sys.exit(130)

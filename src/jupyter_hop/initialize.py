@@ -1,0 +1,96 @@
+"""Creating and updating a profile, its password and its server config, all checked before anything is written."""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jupyter_hop import password as pw
+from jupyter_hop import profile as prof
+from jupyter_hop import serverconfig
+from jupyter_hop.errors import HopError
+from jupyter_hop.fsutil import atomic_write
+from jupyter_hop.paths import Paths
+
+PasswordSource = Callable[[], str]
+
+
+@dataclass
+class InitResult:
+    profile: prof.Profile
+    created: bool
+    password_changed: bool
+    profile_file: Path
+    server_config: Path
+
+
+def init_profile(
+    paths: Paths,
+    name: str,
+    updates: dict[str, dict[str, Any]],
+    *,
+    ask_password: PasswordSource | None,
+) -> InitResult:
+    """Create or update profile `name`; `ask_password` is called when a password is to be set."""
+    created = not prof.exists(paths, name)
+    text, profile = prof.updated(paths, name, updates)
+    root = serverconfig.resolved_root(profile)
+    old_hash = serverconfig.read_hash(paths, name)
+    new_hash = pw.hash_password(ask_password()) if ask_password else None
+    hashed = new_hash or old_hash
+    check_bind_needs_password(profile, hashed)
+    config_text = serverconfig.render(profile, hashed, root)
+    # Everything is checked; only now touch the disk.
+    prof.write(paths, name, text)
+    if new_hash:
+        atomic_write(paths.password_file(name), new_hash + "\n")
+    config_path = paths.server_config(name)
+    atomic_write(config_path, config_text)
+    return InitResult(profile, created, bool(new_hash), paths.profile_file(name), config_path)
+
+
+def change_password(paths: Paths, name: str, ask_password: PasswordSource) -> Path:
+    profile = prof.load(paths, name)
+    root = serverconfig.resolved_root(profile)
+    hashed = pw.hash_password(ask_password())
+    config_text = serverconfig.render(profile, hashed, root)
+    atomic_write(paths.password_file(name), hashed + "\n")
+    atomic_write(paths.server_config(name), config_text)
+    return paths.server_config(name)
+
+
+def check_bind_needs_password(profile: prof.Profile, hashed: str | None) -> None:
+    if profile.server.bind == "node" and not hashed:
+        raise HopError(
+            f"server.bind = 'node' needs a password (others on the cluster can reach the port): "
+            f"run `jupyter hop password {profile.name}` first"
+        )
+
+
+def describe(paths: Paths, name: str) -> dict[str, Any]:
+    """What `config` shows: each file, where it lives, its mode, and the text of the profile and server config."""
+    profile = prof.load(paths, name)
+    files = {
+        "profile": paths.profile_file(name),
+        "server_config": paths.server_config(name),
+        "password_hash": paths.password_file(name),
+    }
+    info: dict[str, Any] = {"name": name, "password_set": serverconfig.read_hash(paths, name) is not None}
+    for key, path in files.items():
+        info[key] = {"path": str(path), "mode": _mode(path)}
+    info["profile"]["text"] = paths.profile_file(name).read_text(encoding="utf-8")
+    config = paths.server_config(name)
+    info["server_config"]["text"] = config.read_text(encoding="utf-8") if config.exists() else None
+    info["app"] = profile.server.app
+    info["bind"] = profile.server.bind
+    return info
+
+
+def _mode(path: Path) -> str | None:
+    try:
+        return oct(stat.S_IMODE(path.stat().st_mode))
+    except OSError:
+        return None

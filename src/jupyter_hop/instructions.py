@@ -1,0 +1,122 @@
+"""Connection instructions: a pure function from a record to lines a user pastes verbatim."""
+
+from __future__ import annotations
+
+import shlex
+import time
+from dataclasses import dataclass
+
+from jupyter_hop.records import Record
+
+
+@dataclass(frozen=True)
+class Tunnel:
+    """One ssh invocation that opens the tunnel, and its ~/.ssh/config equivalent."""
+
+    argv: list[str]
+    config_host: str  # the Host alias the config block defines
+    config_lines: list[str]  # the block's option lines
+
+    @property
+    def command(self) -> str:
+        return shlex.join(self.argv)
+
+
+def _target(user: str, host: str) -> str:
+    return f"{user}@{host}" if user else host
+
+
+def tunnel(record: Record, local_port: int) -> Tunnel:
+    """The only shapes proven in the lab, chosen by where the server runs and how it is bound."""
+    user = record.ssh_user
+    node = record.host
+    if record.login_host:  # double hop: laptop -> login node -> compute node
+        login = _target(user, record.login_host)
+        if record.bind == "node":
+            # the login node itself connects to the node's cluster address
+            forward = f"{local_port}:{node}:{record.port}"
+            return Tunnel(
+                ["ssh", "-N", "-L", forward, login],
+                f"{node}-jupyter",
+                [f"HostName {record.login_host}", *([f"User {user}"] if user else []),
+                 f"LocalForward {local_port} {node}:{record.port}"],
+            )
+        remote = record.sock if record.bind == "socket" else f"localhost:{record.port}"
+        return Tunnel(
+            ["ssh", "-N", "-J", login, "-L", f"{local_port}:{remote}", _target(user, node)],
+            f"{node}-jupyter",
+            [f"HostName {node}", *([f"User {user}"] if user else []), f"ProxyJump {login}",
+             f"LocalForward {local_port} {remote}"],
+        )
+    host = record.ssh_host or node  # a workstation: what the user types after `ssh` to reach it
+    if record.bind == "socket":
+        remote = record.sock
+    elif record.bind == "node":
+        remote = f"{node}:{record.port}"
+    else:
+        remote = f"localhost:{record.port}"
+    return Tunnel(
+        ["ssh", "-N", "-L", f"{local_port}:{remote}", _target(user, host)],
+        f"{host}-jupyter",
+        [f"HostName {host}", *([f"User {user}"] if user else []), f"LocalForward {local_port} {remote}"],
+    )
+
+
+def ssh_config_block(t: Tunnel) -> str:
+    """Shell text that appends the block to ~/.ssh/config; pasting it runs as is."""
+    body = "\n".join(f"    {line}" for line in t.config_lines)
+    return f"cat >> ~/.ssh/config <<'EOF'\nHost {t.config_host}\n{body}\n    SessionType none\nEOF"
+
+
+def login_url(record: Record, local_port: int, *, show_secret: bool) -> str:
+    path = {"lab": "lab", "notebook": "tree"}.get(record.app, "")
+    url = f"http://localhost:{local_port}/{path}"
+    if record.token and show_secret:
+        url += f"?token={record.token}"
+    return url
+
+
+def where(record: Record) -> str:
+    if record.kind == "job":
+        end = ""
+        if record.job_end:
+            end = ", ends " + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(record.job_end))
+        return f"Jupyter is ready on {record.host} (Slurm job {record.job_id}{end})."
+    if record.kind == "unit":
+        return f"Jupyter is ready on {record.host} (systemd user unit {record.unit})."
+    return f"Jupyter is ready on {record.host} (pid {record.pid})."
+
+
+def render(
+    record: Record,
+    *,
+    style: str = "command",
+    show_secret: bool = False,
+    local_port_note: str = "",
+) -> str:
+    """Everything a user needs to reach the server, every command runnable as printed."""
+    local_port = record.local_port
+    t = tunnel(record, local_port)
+    lines = [where(record), ""]
+    if style == "config":
+        lines.append("On your laptop, add this block to ~/.ssh/config (once):")
+        lines.append(ssh_config_block(t))
+        lines.append("")
+        lines.append("Then open the tunnel (it stays open; Ctrl-C closes it):")
+        lines.append(f"  ssh -N {t.config_host}")
+    else:
+        lines.append("On your laptop, open the tunnel (it stays open; Ctrl-C closes it):")
+        lines.append(f"  {t.command}")
+    if local_port_note:
+        lines.append(local_port_note)
+    lines.append("")
+    url = login_url(record, local_port, show_secret=show_secret)
+    if record.token and not show_secret:
+        lines.append(f"Then open {url} and log in with the token that this shows on your own terminal:")
+        lines.append(f"  jupyter hop instructions {record.key}")
+    elif record.token:
+        lines.append(f"Then open {url}")
+    else:
+        lines.append(f"Then open {url} and log in with your jupyter-hop password.")
+    lines.append(f"Stop it: jupyter hop stop {record.key}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,74 @@
+"""Where jupyter-hop keeps profiles, configs, records and runtime files, resolved once from the environment."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+APP_NAME = "jupyter-hop"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """All locations, so tests can point every one of them away from the real home."""
+
+    config_dir: Path  # profiles and generated server configs
+    state_dir: Path  # records, batch scripts, job logs: on the shared home on clusters
+    runtime_base: Path  # node-local, per-launch runtime dirs (Unix sockets, jpserver json)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Paths:
+        env = os.environ if env is None else env
+        home = Path(env.get("HOME") or Path.home())
+        config_home = Path(env.get("XDG_CONFIG_HOME") or home / ".config")
+        state_home = Path(env.get("XDG_STATE_HOME") or home / ".local" / "state")
+        return cls(
+            config_dir=config_home / APP_NAME,
+            state_dir=state_home / APP_NAME,
+            runtime_base=_node_local_base(env),
+        )
+
+    def profile_file(self, name: str) -> Path:
+        return self.config_dir / "profiles" / f"{name}.toml"
+
+    def server_dir(self, name: str) -> Path:
+        return self.config_dir / "servers" / name
+
+    def server_config(self, name: str) -> Path:
+        return self.server_dir(name) / "jupyter_server_config.py"
+
+    def password_file(self, name: str) -> Path:
+        return self.server_dir(name) / "password"
+
+    @property
+    def records_dir(self) -> Path:
+        return self.state_dir / "records"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.state_dir / "jobs"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+
+def _node_local_base(env: Mapping[str, str]) -> Path:
+    """$XDG_RUNTIME_DIR when it is really ours on this node, else a private dir under /tmp.
+
+    Slurm jobs inherit XDG_RUNTIME_DIR from the login node, where it may not exist on the compute node, so it
+    is checked rather than trusted. It is preferred over /tmp because units run with PrivateTmp=yes and sshd
+    must still reach a Unix socket.
+    """
+    runtime = env.get("XDG_RUNTIME_DIR")
+    if runtime:
+        try:
+            info = os.stat(runtime)
+        except OSError:
+            info = None
+        if info and stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o077:
+            return Path(runtime) / APP_NAME
+    return Path("/tmp") / f"{APP_NAME}-{os.getuid()}"

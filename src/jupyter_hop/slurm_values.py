@@ -1,0 +1,82 @@
+"""Checks for the Slurm values a profile may carry, in the forms sbatch accepts."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from jupyter_hop.errors import HopError
+
+if TYPE_CHECKING:
+    from jupyter_hop.profile import SlurmSettings
+
+# sbatch --time: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS
+TIME_RE = re.compile(r"\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d{1,2}|\d+-\d{1,2}:\d{1,2}|\d+-\d{1,2}:\d{1,2}:\d{1,2}")
+MEM_RE = re.compile(r"[1-9]\d*[KMGT]?")
+# partition, account, qos, job name: what sites use, and nothing a shell or sbatch would read specially
+WORD_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
+GPUS_RE = re.compile(r"([A-Za-z0-9_.-]+:)?[1-9]\d*")
+GRES_RE = re.compile(r"[A-Za-z0-9_.:,-]{1,256}")
+CONSTRAINT_RE = re.compile(r"[A-Za-z0-9_.&|!\[\]*()-]{1,256}")
+DIRECTIVE_RE = re.compile(r"--[a-z][a-z0-9-]*(=[^\n\r\x00]*)?|-[A-Za-z]( [^\n\r\x00-]*)?")
+OPTION_NAME_RE = re.compile(r"--[a-z][a-z0-9-]*|-[A-Za-z]")
+MAX_SETUP_LINE = 4096
+
+
+def _bad(key: str, value: object, allowed: str) -> HopError:
+    return HopError(f"slurm.{key} = {value!r} is not allowed: {allowed}")
+
+
+def seconds(time: str) -> int:
+    """Seconds in an sbatch --time value that already matched TIME_RE."""
+    days = 0
+    if "-" in time:
+        day_part, time = time.split("-", 1)
+        days = int(day_part)
+        parts = [int(p) for p in time.split(":")]
+        hours, minutes, secs = (parts + [0, 0])[:3]
+    else:
+        parts = [int(p) for p in time.split(":")]
+        if len(parts) == 1:
+            hours, minutes, secs = 0, parts[0], 0
+        elif len(parts) == 2:
+            hours, minutes, secs = 0, parts[0], parts[1]
+        else:
+            hours, minutes, secs = parts
+    return ((days * 24 + hours) * 60 + minutes) * 60 + secs
+
+
+def validate(s: SlurmSettings) -> None:
+    if not TIME_RE.fullmatch(s.time):
+        raise _bad("time", s.time, "MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS")
+    if seconds(s.time) < 60:
+        raise _bad("time", s.time, "at least one minute")
+    if not 1 <= s.cpus <= 4096:
+        raise _bad("cpus", s.cpus, "1-4096")
+    if s.mem and not MEM_RE.fullmatch(s.mem):
+        raise _bad("mem", s.mem, "a size such as 4000M, 16G or 1T (no space, no decimals)")
+    for key in ("job_name", "partition", "account", "qos"):
+        value = getattr(s, key)
+        if (value or key == "job_name") and not WORD_RE.fullmatch(value):
+            raise _bad(key, value, "letters, digits, '.', '_', '+' or '-' (at most 128)")
+    if s.gpus and not GPUS_RE.fullmatch(s.gpus):
+        raise _bad("gpus", s.gpus, "a count such as 1, or type:count such as a100:2")
+    if s.gres and not GRES_RE.fullmatch(s.gres):
+        raise _bad("gres", s.gres, "a gres list such as gpu:1 or gpu:a100:2")
+    if s.constraint and not CONSTRAINT_RE.fullmatch(s.constraint):
+        raise _bad("constraint", s.constraint, "feature names joined by & | and brackets")
+    if not 10 <= s.signal_grace <= 3600:
+        raise _bad("signal_grace", s.signal_grace, "seconds, 10-3600")
+    if s.signal_grace >= seconds(s.time):
+        raise _bad("signal_grace", s.signal_grace, f"less than the job's time ({s.time})")
+    for line in s.extra_directives:
+        if not DIRECTIVE_RE.fullmatch(line):
+            raise _bad(
+                "extra_directives", line, "one sbatch option per item, such as \"--exclusive\" or \"--mail-type=END\""
+            )
+    for name in s.skip_directives:
+        if not OPTION_NAME_RE.fullmatch(name):
+            raise _bad("skip_directives", name, "option names such as \"--mem\" or \"-p\"")
+    for line in s.setup:
+        if "\n" in line or "\r" in line or "\x00" in line or len(line) > MAX_SETUP_LINE:
+            raise _bad("setup", line, "one shell line per item (no newlines), such as \"module load cuda\"")
