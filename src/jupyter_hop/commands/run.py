@@ -1,9 +1,41 @@
-"""Placeholder: filled in by its issue."""
+"""`run` (the launcher every unit and batch script calls) and `instructions` (print them again later)."""
 
 from __future__ import annotations
+
+import sys
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("run")(run)
+    app.command("instructions")(instructions)
+
+
+def run(name: str = typer.Argument("default", help="Profile name.")) -> None:
+    """Start the Jupyter server in the foreground, wait until it answers, print how to reach it."""
+    from jupyter_hop import launcher, profile
+    from jupyter_hop.paths import Paths
+
+    paths = Paths.from_env()
+    code = launcher.run(paths, profile.load(paths, name), out=sys.stdout, err=sys.stderr)
+    raise typer.Exit(code)
+
+
+def instructions(
+    target: str = typer.Argument(..., help="Slurm job id, profile name of a unit, or HOST-PID of a foreground run."),
+    ssh_config: bool = typer.Option(False, "--ssh-config", help="Show an ~/.ssh/config block instead of a command."),
+) -> None:
+    """Print the connection instructions of a running server again (the token only on your own terminal)."""
+    from jupyter_hop import instructions as text
+    from jupyter_hop import records
+    from jupyter_hop.errors import HopError
+    from jupyter_hop.paths import Paths
+
+    paths = Paths.from_env()
+    found = [r for _, r in records.all_records(paths) if r is not None and r.key == target]
+    if not found:
+        raise HopError(f"no running server {target!r} is known; `jupyter hop list` shows what runs")
+    record = found[0]
+    style = "config" if ssh_config else "command"
+    sys.stdout.write(text.render(record, style=style, show_secret=sys.stdout.isatty()))

@@ -1,0 +1,414 @@
+"""The launcher: start the profile's Jupyter app as a child, wait until it answers, record it, keep it running."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import getpass
+import importlib.util
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+from jupyter_hop import probe, records, serverconfig
+from jupyter_hop.errors import HopError
+from jupyter_hop.fsutil import atomic_write, private_dir
+from jupyter_hop.initialize import check_bind_needs_password
+from jupyter_hop.paths import Paths
+from jupyter_hop.profile import Profile
+from jupyter_hop.records import Record
+
+# How each app is started with this same interpreter, and the package that must be importable for it.
+APP_MODULES = {"server": "jupyter_server", "lab": "jupyterlab", "notebook": "notebook"}
+# A Unix socket path longer than this makes Jupyter log a traceback and run without listening.
+MAX_SOCKET_PATH = 107
+POLL_INTERVAL = 0.01
+STOP_GRACE = 10.0
+LOG_TAIL_LINES = 30
+# Launches that lose the race for an automatically picked port (Jupyter probes it, closes it, binds again).
+AUTO_PORT_ATTEMPTS = 3
+# Variables that would change how the child authenticates or listens behind the profile's back.
+SCRUBBED_ENV = ("JUPYTER_TOKEN", "JUPYTER_TOKEN_FILE", "JUPYTER_PORT", "JUPYTER_PORT_RETRIES", "NOTIFY_SOCKET",
+                "JUPYTER_HOP_UNIT", "JUPYTER_RUNTIME_DIR")
+
+
+@dataclass
+class Placement:
+    """Where this launch runs and how the user will reach it; resolved once from the environment."""
+
+    kind: str
+    host: str
+    ssh_user: str
+    login_host: str = ""
+    ssh_host: str = ""
+    job_id: str = ""
+    unit: str = ""
+
+
+def placement(profile: Profile, env: dict[str, str] | os._Environ[str]) -> Placement:
+    user = profile.ssh.user or getpass.getuser()
+    job_id = env.get("SLURM_JOB_ID", "")
+    if job_id:
+        node = env.get("SLURMD_NODENAME") or socket.gethostname().split(".")[0]
+        # The concrete login node the job came from: a load-balanced alias may land on another one.
+        login = profile.ssh.login_host or env.get("SLURM_SUBMIT_HOST", "")
+        return Placement("job", node, user, login_host=login, job_id=job_id)
+    host = socket.gethostname()
+    unit = env.get("JUPYTER_HOP_UNIT", "")
+    kind = "unit" if unit else "run"
+    return Placement(kind, host, user, ssh_host=profile.ssh.login_host or host, unit=unit)
+
+
+def node_address(host: str) -> str:
+    """The address other cluster hosts reach this one at: what its name resolves to, never loopback."""
+    try:
+        infos = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)
+    except OSError as exc:
+        raise HopError(f"server.bind = 'node': host name {host!r} does not resolve ({exc}); use bind = localhost") from exc
+    for info in infos:
+        address = str(info[4][0])
+        if not address.startswith("127."):
+            return address
+    raise HopError(
+        f"server.bind = 'node': host name {host!r} resolves only to loopback; use bind = localhost or socket"
+    )
+
+
+def check_app(app: str) -> list[str]:
+    module = APP_MODULES[app]
+    if importlib.util.find_spec(module) is None:
+        raise HopError(
+            f"server.app = {app!r} but {module} is not installed for {sys.executable}: "
+            f"pip install {module}, or choose another app with `jupyter hop init --app server`"
+        )
+    return [sys.executable, "-m", module]
+
+
+def check_port_free(address: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((address, port))
+        except OSError as exc:
+            raise HopError(f"server.port = {port} is already in use on {address}; choose another or 0 (automatic)") from exc
+
+
+def choose_local_port(paths: Paths, wanted: int) -> tuple[int, str]:
+    """The profile's laptop port, unless another live server of this user already claims it in its instructions."""
+    taken = {r.local_port for _, r in records.all_records(paths) if r is not None}
+    port = wanted
+    while port in taken and port < 65535:
+        port += 1
+    if port == wanted:
+        return port, ""
+    return port, f"  ({wanted} is used by another of your servers' tunnels, so this one uses {port}.)"
+
+
+@dataclass
+class Launch:
+    """One running child server and what the launcher knows about it."""
+
+    process: subprocess.Popen[bytes]
+    runtime_dir: Path
+    tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=LOG_TAIL_LINES))
+    pump: threading.Thread | None = None
+
+    def log_tail(self) -> str:
+        if self.pump:
+            self.pump.join(timeout=1.0)
+        return "".join(self.tail)
+
+
+def _pump(stream: IO[bytes], tail: collections.deque[str], sink: IO[str]) -> None:
+    """Pass the server's output through (to the terminal, journal or job log) and keep the last lines."""
+    for raw in iter(stream.readline, b""):
+        line = raw.decode("utf-8", "replace")
+        tail.append(line)
+        with contextlib.suppress(OSError, ValueError):
+            sink.write(line)
+            sink.flush()
+    stream.close()
+
+
+class Stopper:
+    """Turns SIGTERM, SIGINT and SIGHUP into one clean SIGTERM to the server."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.child: subprocess.Popen[bytes] | None = None
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+        if self.child and self.child.poll() is None:
+            # SIGINT without a terminal makes Jupyter exit without cleanup; SIGTERM is its clean stop.
+            self.child.send_signal(signal.SIGTERM)
+
+
+def sd_notify(message: str, env: dict[str, str] | os._Environ[str]) -> None:
+    address = env.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock, contextlib.suppress(OSError):
+        sock.connect(address)
+        sock.sendall(message.encode())
+
+
+def _child_env(runtime_dir: Path, token_file: Path | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
+    # Per launch and node-local: `jupyter server list` on a shared home would delete other nodes' files.
+    env["JUPYTER_RUNTIME_DIR"] = str(runtime_dir)
+    if token_file:
+        env["JUPYTER_TOKEN_FILE"] = str(token_file)
+    return env
+
+
+def _server_argv(base: list[str], config: Path, bind: str, address: str, port: int, sock: Path) -> list[str]:
+    argv = [*base, f"--config={config}"]
+    if bind == "socket":
+        return [*argv, f"--ServerApp.sock={sock}"]
+    # port_retries=0: a fixed port that is taken must fail, not silently move elsewhere.
+    return [*argv, f"--ServerApp.ip={address}", f"--ServerApp.port={port}", "--ServerApp.port_retries=0"]
+
+
+def _wait_ready(launch: Launch, stopper: Stopper, deadline: float, address: str) -> dict[str, object]:
+    """Poll for the server's own runtime json, then for GET /api = 200; never a fixed sleep."""
+    info_file = launch.runtime_dir / f"jpserver-{launch.process.pid}.json"
+    info: dict[str, object] | None = None
+    while True:
+        if launch.process.poll() is not None or stopper.requested:
+            raise _Stopped()
+        if info is None and info_file.exists():
+            with contextlib.suppress(ValueError, OSError):
+                info = json.loads(info_file.read_text(encoding="utf-8"))
+        if info is not None and probe.answers(
+            address=address,
+            port=int(info.get("port") or 0),  # type: ignore[call-overload]
+            sock=str(info.get("sock") or ""),
+            base_url=str(info.get("base_url") or "/"),
+            timeout=1.0,
+        ):
+            return info
+        if time.monotonic() > deadline:
+            raise TimeoutError
+        time.sleep(POLL_INTERVAL)
+
+
+class _Stopped(Exception):
+    """The server exited, or the user asked to stop, before it was ready."""
+
+
+def _job_end(job_id: str) -> float | None:
+    """The job's end time from scontrol, so instructions can say when the server goes away."""
+    scontrol = shutil.which("scontrol")
+    if not scontrol:
+        return None
+    try:
+        out = subprocess.run([scontrol, "show", "job", "-o", job_id], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for word in out.split():
+        if word.startswith("EndTime="):
+            with contextlib.suppress(ValueError):
+                return time.mktime(time.strptime(word.split("=", 1)[1], "%Y-%m-%dT%H:%M:%S"))
+    return None
+
+
+def prune_stale(paths: Paths, host: str) -> None:
+    """Remove records of launchers on this host whose process is gone (a SIGKILLed launcher leaves one)."""
+    for path, record in records.all_records(paths):
+        if record is None or record.kind == "job" or record.host != host:
+            continue
+        if not _alive(record.pid):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run(paths: Paths, profile: Profile, *, out: IO[str], err: IO[str]) -> int:
+    """Run the server in the foreground until it stops; the return value is the process exit code."""
+    env = os.environ
+    base_argv = check_app(profile.server.app)
+    hashed = serverconfig.read_hash(paths, profile.name)
+    check_bind_needs_password(profile, hashed)
+    config = serverconfig.write(paths, profile)
+    where = placement(profile, env)
+    address = node_address(socket.gethostname()) if profile.server.bind == "node" else "127.0.0.1"
+    if profile.server.port:
+        check_port_free(address, profile.server.port)
+    prune_stale(paths, where.host)
+    runtime_dir = Path(tempfile.mkdtemp(prefix="launch-", dir=private_dir(paths.runtime_base)))
+    sock = runtime_dir / "jupyter.sock"
+    if profile.server.bind == "socket" and len(str(sock).encode()) > MAX_SOCKET_PATH:
+        shutil.rmtree(runtime_dir, ignore_errors=True)
+        raise HopError(
+            f"the socket path {sock} is longer than {MAX_SOCKET_PATH} bytes, which Unix sockets cannot use; "
+            "set XDG_RUNTIME_DIR to a shorter directory or use bind = localhost"
+        )
+    stopper = Stopper()
+    stopper.install()
+    try:
+        return _supervise(paths, profile, where, config, base_argv, address, sock, runtime_dir, hashed, stopper, out, err)
+    finally:
+        shutil.rmtree(runtime_dir, ignore_errors=True)
+
+
+def _start(argv: list[str], runtime_dir: Path, token_file: Path | None, err: IO[str]) -> Launch:
+    process = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=_child_env(runtime_dir, token_file),
+    )
+    launch = Launch(process, runtime_dir)
+    assert process.stdout is not None
+    launch.pump = threading.Thread(target=_pump, args=(process.stdout, launch.tail, err), daemon=True)
+    launch.pump.start()
+    return launch
+
+
+def _supervise(
+    paths: Paths,
+    profile: Profile,
+    where: Placement,
+    config: Path,
+    base_argv: list[str],
+    address: str,
+    sock: Path,
+    runtime_dir: Path,
+    hashed: str | None,
+    stopper: Stopper,
+    out: IO[str],
+    err: IO[str],
+) -> int:
+    token = "" if hashed else secrets.token_hex(24)
+    token_file = None
+    if token:
+        token_file = runtime_dir / "token"
+        atomic_write(token_file, token)  # no newline: Jupyter keeps it as part of the token
+    argv = _server_argv(base_argv, config, profile.server.bind, address, profile.server.port, sock)
+    started = time.time()
+    deadline = time.monotonic() + profile.server.ready_timeout
+    attempts = AUTO_PORT_ATTEMPTS if profile.server.bind != "socket" and not profile.server.port else 1
+    job_end: float | None = None
+    for attempt in range(attempts):
+        launch = _start(argv, runtime_dir, token_file, err)
+        stopper.child = launch.process
+        if attempt == 0 and where.job_id:
+            job_end = _job_end(where.job_id)  # while the server starts, not after
+        try:
+            info = _wait_ready(launch, stopper, deadline, address)
+            break
+        except _Stopped:
+            if stopper.requested:
+                _finish(launch)
+                return 0
+            code = launch.process.returncode
+            if attempt + 1 < attempts and "no available port" in launch.log_tail():
+                continue
+            raise HopError(
+                f"the Jupyter server exited with code {code} before it was ready", detail=_tail_text(launch)
+            ) from None
+        except TimeoutError:
+            _finish(launch)
+            raise HopError(
+                f"the Jupyter server did not answer within server.ready_timeout = {profile.server.ready_timeout} s; "
+                "it was stopped",
+                detail=_tail_text(launch),
+            ) from None
+    record = Record(
+        kind=where.kind,
+        profile=profile.name,
+        host=where.host,
+        bind=profile.server.bind,
+        address="" if profile.server.bind == "socket" else address,
+        port=int(info.get("port") or 0),  # type: ignore[call-overload]
+        sock=str(info.get("sock") or ""),
+        base_url=str(info.get("base_url") or "/"),
+        app=profile.server.app,
+        pid=os.getpid(),
+        server_pid=launch.process.pid,
+        started=started,
+        local_port=0,
+        login_host=where.login_host,
+        ssh_host=where.ssh_host,
+        ssh_user=where.ssh_user,
+        job_id=where.job_id,
+        job_end=job_end,
+        unit=where.unit,
+        token=token,
+    )
+    record.local_port, port_note = choose_local_port(paths, profile.server.local_port)
+    records.write(paths, record)
+    try:
+        from jupyter_hop import instructions
+
+        out.write(instructions.render(record, style=profile.ssh.style, show_secret=out.isatty(), local_port_note=port_note))
+        out.flush()
+        endpoint = record.sock or f"{record.address}:{record.port}"
+        sd_notify(f"READY=1\nSTATUS=Jupyter ready on {where.host} at {endpoint}", os.environ)
+        code = _wait_exit(launch, stopper)
+    finally:
+        records.remove(paths, record)
+    if stopper.requested or code == 0:
+        return 0
+    raise HopError(f"the Jupyter server on {where.host} exited with code {code}", detail=_tail_text(launch))
+
+
+def _wait_exit(launch: Launch, stopper: Stopper) -> int:
+    """Wait for the server to exit; after a stop request, give it STOP_GRACE seconds before SIGKILL."""
+    stop_deadline: float | None = None
+    while True:
+        try:
+            return launch.process.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            pass
+        if stopper.requested:
+            if stop_deadline is None:
+                sd_notify("STOPPING=1", os.environ)
+                stop_deadline = time.monotonic() + STOP_GRACE
+            elif time.monotonic() > stop_deadline:
+                launch.process.kill()
+
+
+def _finish(launch: Launch) -> None:
+    if launch.process.poll() is None:
+        launch.process.terminate()
+        try:
+            launch.process.wait(timeout=STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            launch.process.kill()
+            launch.process.wait()
+
+
+def _tail_text(launch: Launch) -> str:
+    tail = launch.log_tail().rstrip("\n")
+    if not tail:
+        return "(the server printed nothing)"
+    return "Last lines of the server log:\n" + tail
