@@ -1,0 +1,80 @@
+"""The one Jinja environment for unit and batch templates, with the quoting filters that keep values inert."""
+
+from __future__ import annotations
+
+import functools
+import re
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from jupyter_hop.errors import HopError
+
+if TYPE_CHECKING:
+    import jinja2
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+# Characters no quoting can carry through a one-line directive or shell line.
+_UNCARRIABLE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def template_root() -> Path:
+    """Where `units/` and `slurm/` live: inside the installed package (the wheel force-includes them), or at
+    the top of the source tree for an editable install."""
+    if (PACKAGE_DIR / "slurm").is_dir() or (PACKAGE_DIR / "units").is_dir():
+        return PACKAGE_DIR
+    source_root = PACKAGE_DIR.parent.parent
+    if (source_root / "slurm").is_dir() or (source_root / "units").is_dir():
+        return source_root
+    raise HopError(f"the templates are missing from {PACKAGE_DIR}: reinstall jupyter-hop")
+
+
+def sh(value: object) -> str:
+    """One shell word that bash reads back as exactly `value`.
+
+    Control characters are refused: single quotes would carry a newline, but a rendered script with a value
+    spread over two lines is not what anyone meant to write.
+    """
+    text = str(value)
+    if _UNCARRIABLE.search(text):
+        raise HopError(f"{text!r} cannot go into a shell script: it contains a control character")
+    return shlex.quote(text)
+
+
+def systemd(value: object, *, exec_arg: bool = True) -> str:
+    """One double-quoted word for a unit file that systemd reads back as exactly `value`.
+
+    `%` starts a specifier everywhere in a unit, so it is doubled; in Exec lines `$` starts variable
+    expansion, so it is doubled there too (exec_arg=False for settings such as Environment= where `$` is
+    plain). Backslash and double quote are escaped because the word is double-quoted.
+    """
+    text = str(value)
+    if _UNCARRIABLE.search(text):
+        raise HopError(f"{text!r} cannot go into a systemd unit: it contains a control character")
+    text = text.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+    if exec_arg:
+        text = text.replace("$", "$$")
+    return f'"{text}"'
+
+
+@functools.lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    """StrictUndefined so a missing value fails loudly; no autoescape because nothing here is HTML."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_root())),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,  # noqa: S701 - shell scripts and unit files, quoted by the filters below
+    )
+    env.filters["sh"] = sh
+    env.filters["systemd"] = systemd
+    return env
+
+
+def render(name: str, **values: object) -> str:
+    """Render template `name` (e.g. "slurm/jupyter-hop.sbatch.j2") with exactly `values`."""
+    return environment().get_template(name).render(**values)
