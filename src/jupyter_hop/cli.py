@@ -42,7 +42,18 @@ _register()
 def main() -> None:
     """Console entry point: the one place where a HopError becomes a message and an exit code."""
     try:
-        app()
+        # Not standalone: Typer would print usage errors as a multi-line box; here they become one line too.
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `jupyter-hop` alone: the help is the answer
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(2)
+        message = " ".join(exc.format_message().split())
+        print(f"jupyter-hop: error: {message} (see `jupyter-hop --help`)", file=sys.stderr)
+        sys.exit(getattr(exc, "exit_code", 2))
+    except typer.Abort:
+        print("jupyter-hop: interrupted", file=sys.stderr)
+        sys.exit(130)
     except HopError as exc:
         if os.environ.get("JUPYTER_HOP_DEBUG"):
             import traceback
@@ -55,3 +66,5 @@ def main() -> None:
     except KeyboardInterrupt:
         print("jupyter-hop: interrupted", file=sys.stderr)
         sys.exit(130)
+    if isinstance(code, int) and code:
+        sys.exit(code)  # typer.Exit(code) from a command, returned rather than raised when not standalone

@@ -6,6 +6,7 @@ import contextlib
 import os
 import stat
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from jupyter_hop.errors import HopError
@@ -29,19 +30,39 @@ def private_dir(path: Path) -> Path:
 
 def atomic_write(path: Path, text: str, *, mode: int = 0o600) -> None:
     """Write `text` to `path` through a temp file and a rename, so readers see the old or the new file."""
-    private_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    atomic_write_all([(path, text)], mode=mode)
+
+
+def atomic_write_all(files: Sequence[tuple[Path, str]], *, mode: int = 0o600) -> None:
+    """Write several files so that either all of them change or none does.
+
+    Every temp file is written and synced before the first rename, so a full disk or a read-only dir fails
+    before anything visible changes; only the renames themselves (which do not need space) come after.
+    """
+    temps: list[tuple[str, Path]] = []
+    target = files[0][0] if files else Path()
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise HopError(f"cannot write {path}: {exc.strerror}; the old file, if any, is unchanged") from exc
+        for path, text in files:
+            target = path
+            private_dir(path.parent)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            temps.append((tmp, path))
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                os.fchmod(handle.fileno(), mode)
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+        for tmp, path in temps:
+            target = path
+            os.replace(tmp, path)
+    except BaseException as exc:
+        for tmp, _ in temps:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if isinstance(exc, OSError):
+            message = f"cannot write {target}: {exc.strerror}; the old files, if any, are unchanged"
+            raise HopError(message) from exc
+        raise
 
 
 def read_text(path: Path) -> str | None:

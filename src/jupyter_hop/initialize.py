@@ -12,7 +12,7 @@ from jupyter_hop import password as pw
 from jupyter_hop import profile as prof
 from jupyter_hop import serverconfig
 from jupyter_hop.errors import HopError
-from jupyter_hop.fsutil import atomic_write
+from jupyter_hop.fsutil import atomic_write_all
 from jupyter_hop.paths import Paths
 
 PasswordSource = Callable[[], str]
@@ -37,28 +37,29 @@ def init_profile(
     """Create or update profile `name`; `ask_password` is called when a password is to be set."""
     created = not prof.exists(paths, name)
     text, profile = prof.updated(paths, name, updates)
+    serverconfig.check_no_stray_json(paths, name)
     root = serverconfig.resolved_root(profile)
     old_hash = serverconfig.read_hash(paths, name)
     new_hash = pw.hash_password(ask_password()) if ask_password else None
     hashed = new_hash or old_hash
     check_bind_needs_password(profile, hashed)
     config_text = serverconfig.render(profile, hashed, root)
-    # Everything is checked; only now touch the disk.
-    prof.write(paths, name, text)
-    if new_hash:
-        atomic_write(paths.password_file(name), new_hash + "\n")
+    # Everything is checked; only now touch the disk, all files or none.
     config_path = paths.server_config(name)
-    atomic_write(config_path, config_text)
+    files = [(paths.profile_file(name), text), (config_path, config_text)]
+    if new_hash:
+        files.append((paths.password_file(name), new_hash + "\n"))
+    atomic_write_all(files)
     return InitResult(profile, created, bool(new_hash), paths.profile_file(name), config_path)
 
 
 def change_password(paths: Paths, name: str, ask_password: PasswordSource) -> Path:
     profile = prof.load(paths, name)
+    serverconfig.check_no_stray_json(paths, name)
     root = serverconfig.resolved_root(profile)
     hashed = pw.hash_password(ask_password())
     config_text = serverconfig.render(profile, hashed, root)
-    atomic_write(paths.password_file(name), hashed + "\n")
-    atomic_write(paths.server_config(name), config_text)
+    atomic_write_all([(paths.password_file(name), hashed + "\n"), (paths.server_config(name), config_text)])
     return paths.server_config(name)
 
 

@@ -289,7 +289,7 @@ def updated(paths: Paths, name: str, updates: dict[str, dict[str, Any]]) -> tupl
             doc[section] = tomlkit.table()
         table = doc[section]
         for key, value in values.items():
-            table[key] = value  # type: ignore[index]
+            table[key] = value
     new_text = tomlkit.dumps(doc)
     return new_text, parse(name, new_text, path)
 

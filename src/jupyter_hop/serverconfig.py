@@ -74,13 +74,18 @@ def read_hash(paths: Paths, name: str) -> str | None:
     return text.strip() if text else None
 
 
+def check_no_stray_json(paths: Paths, name: str) -> None:
+    """A jupyter_server_config.json beside the generated .py is loaded after it and wins, silently."""
+    stray = paths.server_config(name).with_suffix(".json")
+    if stray.exists():
+        raise HopError(f"{stray} exists and would override the generated config; remove it and try again")
+
+
 def write(paths: Paths, profile: Profile) -> Path:
     """Write the profile's server config (0600 in a 0700 dir) and return its path."""
     text = render(profile, read_hash(paths, profile.name), resolved_root(profile))
     path = paths.server_config(profile.name)
-    stray = path.with_suffix(".json")
-    if stray.exists():
-        raise HopError(f"{stray} exists and would override the generated config; remove it and try again")
+    check_no_stray_json(paths, profile.name)
     if read_text(path) != text:
         atomic_write(path, text)
     return path

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from jupyter_hop.output import emit_json, say
@@ -24,13 +26,26 @@ def _asker(from_stdin: bool):  # type: ignore[no-untyped-def]
     return lambda: read_new_password(from_stdin=from_stdin)
 
 
+def _integer(flag: str, text: str | None) -> int | None:
+    """Parsed here rather than by Typer so the one-line error names the value that was given."""
+    import re
+
+    from jupyter_hop.errors import HopError
+
+    if text is None:
+        return None
+    if not re.fullmatch(r"-?[0-9]+", text.strip()):
+        raise HopError(f"{flag} {text!r} is not allowed: expected an integer")
+    return int(text)
+
+
 def init(
     name: str = NAME_ARG,
     app_name: str = typer.Option(None, "--app", help="lab, server or notebook."),
     root_dir: str = typer.Option(None, "--root-dir", help="Directory the server shows (default: your home)."),
     bind: str = typer.Option(None, "--bind", help="localhost, socket or node."),
-    port: int = typer.Option(None, "--port", help="Server port; 0 lets the server pick a free one at each launch."),
-    local_port: int = typer.Option(None, "--local-port", help="Port on your laptop for the tunnel."),
+    port: str = typer.Option(None, "--port", help="Server port; 0 lets the server pick a free one at each launch."),
+    local_port: str = typer.Option(None, "--local-port", help="Port on your laptop for the tunnel."),
     login_host: str = typer.Option(None, "--login-host", help="What you type after `ssh` to reach this machine or its login node."),
     ssh_user: str = typer.Option(None, "--ssh-user", help="Your user name there, if not the same as here."),
     password_stdin: bool = PASSWORD_STDIN,
@@ -44,9 +59,15 @@ def init(
     if no_password and password_stdin:
         raise HopError("--no-password and --password-stdin contradict each other; choose one")
     paths = Paths.from_env()
-    server = {"app": app_name, "root_dir": root_dir, "bind": bind, "port": port, "local_port": local_port}
+    server = {
+        "app": app_name,
+        "root_dir": root_dir,
+        "bind": bind,
+        "port": _integer("--port", port),
+        "local_port": _integer("--local-port", local_port),
+    }
     ssh = {"login_host": login_host, "user": ssh_user}
-    updates = {
+    updates: dict[str, dict[str, Any]] = {
         "server": {k: v for k, v in server.items() if v is not None},
         "ssh": {k: v for k, v in ssh.items() if v is not None},
     }

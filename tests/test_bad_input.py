@@ -1,0 +1,278 @@
+"""Bad input through the real CLI: one stderr line naming the problem, no traceback, no file changed."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from lab.hoptree import HopTree, snapshot
+
+PASSWORD = "correct horse"
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    args: list[str]
+    names: list[str]  # substrings the one error line must contain (the bad value, the key)
+    setup: Callable[[HopTree], None] = lambda tree: None
+    stdin: str | None = None  # None: stdin is /dev/null, not a terminal
+    tty: list[tuple[str, str]] | None = None  # prompts to answer on a real terminal
+    wrap: Callable[[HopTree], list[str]] = field(
+        default=lambda tree: []
+    )  # argv prefix (e.g. a read-only mount)
+
+
+def write_profile(name: str, text: str) -> Callable[[HopTree], None]:
+    def setup(tree: HopTree) -> None:
+        path = tree.profile(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text.replace("@WORK@", str(tree.work)), encoding="utf-8")
+
+    return setup
+
+
+def make_file(tree: HopTree) -> None:
+    (tree.work / "afile").write_text("not a directory\n")
+
+
+def stray_json(tree: HopTree) -> None:
+    (tree.server_dir("good") / "jupyter_server_config.json").write_text(
+        '{"IdentityProvider": {"token": "x"}}\n'
+    )
+
+
+def read_only(path: Callable[[HopTree], Path]) -> Callable[[HopTree], list[str]]:
+    """Run the command in a private mount namespace where `path` is mounted read-only (root ignores modes)."""
+
+    def wrap(tree: HopTree) -> list[str]:
+        target = str(path(tree))
+        script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" "$1" && shift && exec "$@"'
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", target]
+
+    return wrap
+
+
+GOOD_BODY = '[server]\nroot_dir = "@WORK@"\n'
+
+CASES = [
+    Case("missing-profile", ["config", "nosuch"], ["'nosuch'", "jupyter hop init nosuch"]),
+    Case("missing-profile-password", ["password", "nosuch", "--password-stdin"], ["'nosuch'"], stdin="pw\n"),
+    Case(
+        "malformed-toml",
+        ["config", "broken"],
+        ["broken.toml", "not valid TOML"],
+        setup=write_profile("broken", "[server\nroot_dir = \n"),
+    ),
+    Case(
+        "unknown-key",
+        ["config", "k"],
+        ["server.colour"],
+        setup=write_profile("k", GOOD_BODY + 'colour = "blue"\n'),
+    ),
+    Case(
+        "unknown-section", ["config", "s"], ["[gui]"], setup=write_profile("s", GOOD_BODY + "[gui]\nx = 1\n")
+    ),
+    Case(
+        "port-string",
+        ["config", "p"],
+        ["server.port", "'8888'"],
+        setup=write_profile("p", GOOD_BODY + 'port = "8888"\n'),
+    ),
+    Case(
+        "port-bool",
+        ["config", "p"],
+        ["server.port", "True"],
+        setup=write_profile("p", GOOD_BODY + "port = true\n"),
+    ),
+    Case("section-not-table", ["config", "t"], ["server", "'x'"], setup=write_profile("t", 'server = "x"\n')),
+    Case(
+        "root-dir-missing",
+        ["init", "new", "--no-password", "--root-dir", "/nonexistent/dir"],
+        ["server.root_dir", "/nonexistent/dir"],
+    ),
+    Case(
+        "root-dir-file",
+        ["init", "new", "--no-password", "--root-dir", "afile"],
+        ["server.root_dir", "afile"],
+        setup=make_file,
+    ),
+    Case("root-dir-empty", ["init", "new", "--no-password", "--root-dir", ""], ["server.root_dir", "''"]),
+    Case(
+        "empty-password-stdin",
+        ["init", "new", "--password-stdin", "--root-dir", "."],
+        ["password", "empty"],
+        stdin="\n",
+    ),
+    Case(
+        "empty-password-tty",
+        ["init", "new", "--root-dir", "."],
+        ["password", "empty"],
+        tty=[("New Jupyter password:", "")],
+    ),
+    Case(
+        "mismatched-confirmation",
+        ["init", "new", "--root-dir", "."],
+        ["passwords do not match"],
+        tty=[("New Jupyter password:", "one password"), ("Repeat the password:", "another password")],
+    ),
+    Case(
+        "mismatched-confirmation-password-cmd",
+        ["password", "good"],
+        ["passwords do not match"],
+        tty=[("New Jupyter password:", "one password"), ("Repeat the password:", "another password")],
+    ),
+    Case("password-not-a-terminal", ["init", "new", "--root-dir", "."], ["no terminal", "--password-stdin"]),
+    Case("password-cmd-not-a-terminal", ["password", "good"], ["no terminal", "--password-stdin"]),
+    Case(
+        "password-with-newline", ["password", "good", "--password-stdin"], ["newline"], stdin="two\nlines\n"
+    ),
+    Case(
+        "both-password-flags",
+        ["init", "new", "--no-password", "--password-stdin", "--root-dir", "."],
+        ["--no-password", "--password-stdin"],
+        stdin="pw\n",
+    ),
+    Case("port-too-high", ["init", "good", "--port", "70000"], ["server.port", "70000"]),
+    Case("port-privileged", ["init", "good", "--port", "80"], ["server.port", "80"]),
+    Case("port-negative", ["init", "good", "--port=-1"], ["server.port", "-1"]),
+    Case("port-not-a-number", ["init", "good", "--port", "abc"], ["--port", "abc"]),
+    Case("local-port-zero", ["init", "good", "--local-port", "0"], ["server.local_port", "0"]),
+    Case("unknown-app", ["init", "good", "--app", "jupyterhub"], ["server.app", "jupyterhub"]),
+    Case("unknown-bind", ["init", "good", "--bind", "everywhere"], ["server.bind", "everywhere"]),
+    Case(
+        "bind-node-without-password",
+        ["init", "open", "--no-password", "--root-dir", ".", "--bind", "node"],
+        ["server.bind", "node", "password"],
+    ),
+    Case(
+        "bad-login-host",
+        ["init", "good", "--login-host", "-oProxyCommand=touch /tmp/x"],
+        ["ssh.login_host", "-oProxyCommand"],
+    ),
+    Case("bad-ssh-user", ["init", "good", "--ssh-user", "a b"], ["ssh.user", "'a b'"]),
+    Case(
+        "bad-slurm-time",
+        ["config", "j"],
+        ["slurm.time", "4 hours"],
+        setup=write_profile("j", GOOD_BODY + '[slurm]\ntime = "4 hours"\n'),
+    ),
+    Case(
+        "bad-slurm-mem",
+        ["config", "j"],
+        ["slurm.mem", "16 GB"],
+        setup=write_profile("j", GOOD_BODY + '[slurm]\nmem = "16 GB"\n'),
+    ),
+    Case(
+        "bad-slurm-directive",
+        ["config", "j"],
+        ["slurm.extra_directives", "--x\\n"],
+        setup=write_profile("j", GOOD_BODY + '[slurm]\nextra_directives = ["--x\\nrm -rf ~"]\n'),
+    ),
+    Case("name-dotdot", ["init", "../x", "--no-password", "--root-dir", "."], ["'../x'"]),
+    Case("name-dash", ["init", "--no-password", "--root-dir", ".", "--", "-x"], ["'-x'"]),
+    Case("name-empty", ["config", ""], ["''"]),
+    Case("unknown-option", ["init", "good", "--colour", "blue"], ["--colour"]),
+    Case(
+        "owned-option-token",
+        ["config", "o"],
+        ["ServerApp.token"],
+        setup=write_profile("o", GOOD_BODY + '[server.options]\n"ServerApp.token" = "abc"\n'),
+    ),
+    Case(
+        "owned-option-hash",
+        ["config", "o"],
+        ["PasswordIdentityProvider.hashed_password"],
+        setup=write_profile(
+            "o", GOOD_BODY + '[server.options]\n"PasswordIdentityProvider.hashed_password" = "x"\n'
+        ),
+    ),
+    Case(
+        "option-bad-name",
+        ["config", "o"],
+        ["import os"],
+        setup=write_profile("o", GOOD_BODY + '[server.options]\n"import os" = 1\n'),
+    ),
+    Case(
+        "stray-json-init",
+        ["init", "good", "--local-port", "9999"],
+        ["jupyter_server_config.json"],
+        setup=stray_json,
+    ),
+    Case(
+        "stray-json-password",
+        ["password", "good", "--password-stdin"],
+        ["jupyter_server_config.json"],
+        setup=stray_json,
+        stdin="new password\n",
+    ),
+    Case(
+        "read-only-config-dir",
+        ["init", "good", "--local-port", "9999"],
+        ["cannot write", "Read-only"],
+        wrap=read_only(lambda tree: tree.config),
+    ),
+    Case(
+        "read-only-config-new-profile",
+        ["init", "other", "--no-password", "--root-dir", "."],
+        ["cannot", "Read-only"],
+        wrap=read_only(lambda tree: tree.config),
+    ),
+    Case(
+        "read-only-server-dir",
+        ["init", "good", "--local-port", "9999"],
+        ["cannot write", "Read-only"],
+        wrap=read_only(lambda tree: tree.server_dir("good")),
+    ),
+    Case(
+        "read-only-server-dir-password",
+        ["password", "good", "--password-stdin"],
+        ["cannot write", "Read-only"],
+        wrap=read_only(lambda tree: tree.server_dir("good")),
+        stdin="new password\n",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> HopTree:
+    """A tree with one good profile (`good`, with a password), made once by the real CLI."""
+    tree = HopTree.make(tmp_path_factory.mktemp("template"))
+    done = tree.hop(["init", "good", "--password-stdin", "--root-dir", str(tree.work)], stdin=PASSWORD + "\n")
+    assert done.returncode == 0, done.stderr
+    return tree
+
+
+def test_enough_cases() -> None:
+    assert len(CASES) >= 20
+    assert len({c.id for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input(case: Case, template: HopTree, tmp_path: Path) -> None:
+    base = tmp_path / "t"
+    shutil.copytree(template.base, base, symlinks=True)
+    tree = HopTree(base)
+    case.setup(tree)
+    before = snapshot(base)
+    if case.tty is not None:
+        result = tree.hop_tty(case.args, case.tty)
+        stderr, code = result.stderr, result.returncode
+        assert result.answered == [prompt for prompt, _ in case.tty], (
+            "the terminal prompts did not all appear"
+        )
+    else:
+        done = tree.hop(case.args, stdin=case.stdin, prefix=case.wrap(tree))
+        stderr, code = done.stderr, done.returncode
+    assert code != 0
+    assert "Traceback" not in stderr
+    lines = stderr.splitlines()
+    assert len(lines) == 1, f"stderr is not one line:\n{stderr}"
+    assert lines[0].startswith("jupyter-hop: error: "), lines[0]
+    for needle in case.names:
+        assert needle in lines[0], f"{needle!r} not named in: {lines[0]}"
+    assert PASSWORD not in stderr
+    assert snapshot(base) == before, "files changed although the command failed"
