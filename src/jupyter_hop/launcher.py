@@ -364,8 +364,9 @@ def _supervise(
         unit=where.unit,
         token=token,
     )
-    record.local_port, port_note = choose_local_port(paths, profile.server.local_port)
-    records.write(paths, record)
+    with records.locked(paths):
+        record.local_port, port_note = choose_local_port(paths, profile.server.local_port)
+        records.write(paths, record)
     try:
         from jupyter_hop import instructions
 

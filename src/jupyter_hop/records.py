@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +72,19 @@ def write(paths: Paths, record: Record) -> Path:
     path = path_for(paths, record)
     atomic_write(path, record.to_json())
     return path
+
+
+@contextlib.contextmanager
+def locked(paths: Paths) -> Iterator[None]:
+    """Serialise read-then-write of records (launches that become ready together must not pick one local port)."""
+    from jupyter_hop.fsutil import private_dir
+
+    fd = os.open(private_dir(paths.records_dir) / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def remove(paths: Paths, record: Record) -> None:

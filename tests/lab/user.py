@@ -23,6 +23,8 @@ class LabError(RuntimeError):
 
 @dataclass(frozen=True)
 class TestUser:
+    __test__ = False  # a fixture's type, not a test class
+
     name: str
     uid: int
     gid: int
