@@ -298,10 +298,67 @@ def write(paths: Paths, name: str, text: str) -> None:
     atomic_write(paths.profile_file(name), text)
 
 
+# What a new profile file shows: every key with its default and a short note, so it can be edited by hand.
+KEY_NOTES: dict[str, dict[str, str]] = {
+    "server": {
+        "app": "lab, server or notebook",
+        "root_dir": "the directory the server shows; ~ is expanded",
+        "bind": "localhost (default), socket (a private Unix socket) or node (the cluster address; needs a password)",
+        "port": "0: a free port at each launch; or a fixed port, 1024-65535",
+        "local_port": "the port on your laptop end of the tunnel",
+        "idle_timeout": "seconds without activity before the server stops itself; 0: never",
+        "ready_timeout": "seconds to wait for the server to answer before giving up",
+    },
+    "ssh": {
+        "login_host": "what you type after `ssh` to reach this machine (workstation) or the login node (cluster); "
+        "empty: this host's name, or the node the job was submitted from",
+        "user": "your user name there; empty: the same as here",
+        "style": "command (an ssh -L line) or config (an ~/.ssh/config block)",
+    },
+    "slurm": {
+        "job_name": "",
+        "partition": "empty: the cluster's default",
+        "time": "MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS",
+        "cpus": "",
+        "mem": "such as 16G; empty: the cluster's default",
+        "gpus": "such as 1 or a100:2",
+        "gres": "such as gpu:1",
+        "account": "",
+        "qos": "",
+        "constraint": "",
+        "signal_grace": "seconds before the time limit at which the server is stopped cleanly",
+        "extra_directives": "more sbatch options, one per item, such as \"--exclusive\"",
+        "skip_directives": "options your site rejects, by name, such as \"--mem\"",
+        "setup": "shell lines run before the server, such as \"module load python\"",
+    },
+    "systemd": {
+        "environment": "extra variables for the unit, such as { OMP_NUM_THREADS = \"4\" }",
+        "memory_max": "such as 8G; empty: no limit",
+        "cpu_quota": "such as 200%; empty: no limit",
+    },
+}
+
+
 def _new_document(name: str) -> Any:
+    """A new profile file listing every key with its default, so the user can edit it by hand."""
     import tomlkit
 
     doc = tomlkit.document()
     doc.add(tomlkit.comment(f"jupyter-hop profile {name!r}; `jupyter hop config {name}` shows what it produces."))
-    doc.add(tomlkit.comment("Every key is documented in the README; unknown keys are errors."))
+    doc.add(tomlkit.comment("Unknown keys are errors. After editing, `jupyter hop init` checks the file."))
+    defaults = Profile(name=name)
+    for section, notes in KEY_NOTES.items():
+        table = tomlkit.table()
+        values = dataclasses.asdict(getattr(defaults, section))
+        for key, note in notes.items():
+            if isinstance(values[key], dict):  # a sub-table: its note goes on the line above
+                table.add(tomlkit.comment(f"[{section}.{key}]: {note}"))
+                continue
+            table.add(key, values[key])
+            if note:
+                table[key].comment(note)
+        if section == "server":
+            table.add(tomlkit.comment("[server.options]: extra Jupyter settings, such as \"ServerApp.max_body_size\" = 1000000"))
+        doc.add(tomlkit.nl())
+        doc.add(section, table)
     return doc

@@ -53,6 +53,7 @@ def init(
 ) -> None:
     """Create or update a profile and its Jupyter server config; asks for a password for a new profile."""
     from jupyter_hop import initialize, serverconfig
+    from jupyter_hop import profile as profiles
     from jupyter_hop.errors import HopError
     from jupyter_hop.paths import Paths
 
@@ -72,7 +73,9 @@ def init(
         "ssh": {k: v for k, v in ssh.items() if v is not None},
     }
     has_password = serverconfig.read_hash(paths, name) is not None
-    wants_password = password_stdin or (not no_password and not has_password)
+    # A new profile asks for a password unless told not to; an update changes only what it names.
+    new = not profiles.exists(paths, name)
+    wants_password = password_stdin or (new and not no_password)
     result = initialize.init_profile(paths, name, updates, ask_password=_asker(password_stdin) if wants_password else None)
     verb = "Created" if result.created else "Updated"
     say(f"{verb} profile {name!r}: {result.profile_file}")
