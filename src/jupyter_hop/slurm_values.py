@@ -11,7 +11,9 @@ if TYPE_CHECKING:
     from jupyter_hop.profile import SlurmSettings
 
 # sbatch --time: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS
-TIME_RE = re.compile(r"\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d{1,2}|\d+-\d{1,2}:\d{1,2}|\d+-\d{1,2}:\d{1,2}:\d{1,2}")
+TIME_RE = re.compile(
+    r"\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d{1,2}|\d+-\d{1,2}:\d{1,2}|\d+-\d{1,2}:\d{1,2}:\d{1,2}"
+)
 MEM_RE = re.compile(r"[1-9]\d*[KMGT]?")
 # partition, account, qos, job name: what sites use, and nothing a shell or sbatch would read specially
 WORD_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
@@ -21,10 +23,30 @@ CONSTRAINT_RE = re.compile(r"[A-Za-z0-9_.&|!\[\]*()-]{1,256}")
 DIRECTIVE_RE = re.compile(r"--[a-z][a-z0-9-]*(=[^\n\r\x00]*)?|-[A-Za-z]( [^\n\r\x00-]*)?")
 OPTION_NAME_RE = re.compile(r"--[a-z][a-z0-9-]*|-[A-Za-z]")
 MAX_SETUP_LINE = 4096
+# sbatch's one-letter options, so "-p" and "--partition" name the same directive when skipping or overriding
+SHORT_OPTIONS = {
+    "-A": "--account", "-a": "--array", "-B": "--extra-node-info", "-b": "--begin", "-C": "--constraint",
+    "-c": "--cpus-per-task", "-D": "--chdir", "-d": "--dependency", "-e": "--error", "-F": "--nodefile",
+    "-G": "--gpus", "-H": "--hold", "-i": "--input", "-J": "--job-name", "-k": "--no-kill",
+    "-L": "--licenses", "-M": "--clusters", "-m": "--distribution", "-N": "--nodes", "-n": "--ntasks",
+    "-O": "--overcommit", "-o": "--output", "-p": "--partition", "-Q": "--quiet", "-q": "--qos",
+    "-S": "--core-spec", "-s": "--oversubscribe", "-t": "--time", "-W": "--wait", "-w": "--nodelist",
+    "-x": "--exclude",
+}
+# jupyter-hop reads the job log at --output to report failures; these would move or split it
+LOG_OPTIONS = frozenset({"--output", "--error", "--open-mode"})
+# options that make no sense inside a batch script that runs one server
+REFUSED_EXTRA = LOG_OPTIONS | {"--wrap", "--array", "--wait", "--hold", "--help", "--usage", "--version"}
 
 
 def _bad(key: str, value: object, allowed: str) -> HopError:
     return HopError(f"slurm.{key} = {value!r} is not allowed: {allowed}")
+
+
+def option_name(directive: str) -> str:
+    """The long option name a directive or skip entry names: "-p debug" and "--partition=x" -> --partition."""
+    name = directive.split("=", 1)[0].split(" ", 1)[0]
+    return SHORT_OPTIONS.get(name, name)
 
 
 def seconds(time: str) -> int:
@@ -34,7 +56,7 @@ def seconds(time: str) -> int:
         day_part, time = time.split("-", 1)
         days = int(day_part)
         parts = [int(p) for p in time.split(":")]
-        hours, minutes, secs = (parts + [0, 0])[:3]
+        hours, minutes, secs = [*parts, 0, 0][:3]
     else:
         parts = [int(p) for p in time.split(":")]
         if len(parts) == 1:
@@ -71,12 +93,17 @@ def validate(s: SlurmSettings) -> None:
         raise _bad("signal_grace", s.signal_grace, f"less than the job's time ({s.time})")
     for line in s.extra_directives:
         if not DIRECTIVE_RE.fullmatch(line):
-            raise _bad(
-                "extra_directives", line, "one sbatch option per item, such as \"--exclusive\" or \"--mail-type=END\""
-            )
+            raise _bad("extra_directives", line,
+                       "one sbatch option per item, such as \"--exclusive\" or \"--mail-type=END\"")
+        if option_name(line) in REFUSED_EXTRA:
+            refused = ", ".join(sorted(REFUSED_EXTRA))
+            raise _bad("extra_directives", line, f"any sbatch option but {refused} (submit reads the job log "
+                       "at its own --output path, and a job runs one server)")
     for name in s.skip_directives:
         if not OPTION_NAME_RE.fullmatch(name):
             raise _bad("skip_directives", name, "option names such as \"--mem\" or \"-p\"")
+        if option_name(name) in LOG_OPTIONS:
+            raise _bad("skip_directives", name, "any directive but --output (submit reads the job log there)")
     for line in s.setup:
         if "\n" in line or "\r" in line or "\x00" in line or len(line) > MAX_SETUP_LINE:
             raise _bad("setup", line, "one shell line per item (no newlines), such as \"module load cuda\"")

@@ -1,7 +1,142 @@
-"""Placeholder: filled in by its issue."""
+"""`jupyter hop slurm render | submit | status | instructions | cancel`: a notebook as a Slurm batch job."""
 
 from __future__ import annotations
 
+import sys
+from typing import TYPE_CHECKING, Annotated
+
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="slurm")
+if TYPE_CHECKING:
+    from jupyter_hop.paths import Paths
+    from jupyter_hop.slurm_jobs import Submission
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Run the Jupyter server as a Slurm batch job on a compute node.",
+)
+
+Name = Annotated[str, typer.Argument(help="Profile name.")]
+JobId = Annotated[str, typer.Argument(help="Slurm job id (`jupyter hop slurm status` lists yours).")]
+
+
+@app.command()
+def render(name: Name = "default") -> None:
+    """Print the batch script that `submit` would submit."""
+    from jupyter_hop import profile, slurm
+    from jupyter_hop.output import say
+    from jupyter_hop.paths import Paths
+
+    paths = Paths.from_env()
+    say(slurm.render(slurm.batch_script(profile.load(paths, name), paths)).rstrip("\n"))
+
+
+@app.command()
+def submit(
+    name: Name = "default",
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Print the job id and return at once.")] = False,
+) -> None:
+    """Submit the job, wait until its server answers, then print how to connect."""
+    from jupyter_hop import profile, slurm_jobs
+    from jupyter_hop.output import say
+    from jupyter_hop.paths import Paths
+
+    paths = Paths.from_env()
+    prof = profile.load(paths, name)
+    submission = slurm_jobs.submit(paths, prof)
+    job_id = submission.job_id
+    if no_wait:
+        say(f"Submitted Slurm job {job_id}.")
+        say(f"Once it runs, `jupyter hop slurm instructions {job_id}` prints how to connect "
+            f"(`--wait` waits for it); its log is {submission.log}")
+        return
+    sys.stderr.write(f"Submitted Slurm job {job_id}; waiting for its Jupyter server (Ctrl-C stops waiting, "
+                     "not the job).\n")
+    _wait_and_print(paths, submission, prof.server.ready_timeout, prof.ssh.style)
+
+
+def _wait_and_print(paths: Paths, submission: Submission, ready_timeout: float, style: str) -> None:
+    from jupyter_hop import instructions, slurm_jobs
+
+    line = slurm_jobs.StatusLine(sys.stderr)
+    job_id = submission.job_id
+    try:
+        record, job = slurm_jobs.wait_ready(paths, submission, ready_timeout, line)
+    except KeyboardInterrupt:
+        line.clear()
+        sys.stderr.write(f"Stopped waiting; Slurm job {job_id} is left as it is. "
+                         f"`jupyter hop slurm instructions {job_id} --wait` picks up again, "
+                         f"`jupyter hop slurm cancel {job_id}` stops it.\n")
+        raise typer.Exit(130) from None
+    finally:
+        line.clear()
+    record = slurm_jobs.with_end(record, job)
+    sys.stdout.write(instructions.render(record, style=style, show_secret=sys.stdout.isatty()))
+    sys.stdout.flush()
+
+
+@app.command("instructions")
+def show_instructions(
+    job_id: JobId,
+    ssh_config: Annotated[bool, typer.Option("--ssh-config", help="Show an ~/.ssh/config block.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until the job's server is ready.")] = False,
+) -> None:
+    """Print how to connect to a running job's server (the token only on your own terminal)."""
+    from jupyter_hop import instructions, profile, records, slurm, slurm_jobs
+    from jupyter_hop.errors import HopError
+    from jupyter_hop.paths import Paths
+
+    paths = Paths.from_env()
+    style = "config" if ssh_config else "command"
+    slurm_jobs.check_job_id(job_id)
+    if wait and records.find_job(paths, job_id) is None:
+        submission = slurm_jobs.read_submission(paths, job_id)
+        if submission is None:
+            raise HopError(f"Slurm job {job_id} was not submitted by jupyter-hop for you; "
+                           "`jupyter hop slurm status` lists yours")
+        timeout = profile.load(paths, submission.profile).server.ready_timeout
+        _wait_and_print(paths, submission, timeout, style)
+        return
+    record = slurm_jobs.find_record(paths, job_id)
+    job = slurm.job_state(job_id) if record.job_end is None else None
+    record = slurm_jobs.with_end(record, job)
+    sys.stdout.write(instructions.render(record, style=style, show_secret=sys.stdout.isatty()))
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """List your jupyter-hop jobs: state, node, time left."""
+    from dataclasses import asdict
+
+    from jupyter_hop import slurm_jobs
+    from jupyter_hop.output import emit_json, say
+    from jupyter_hop.paths import Paths
+
+    rows = slurm_jobs.status(Paths.from_env())
+    if as_json:
+        emit_json([asdict(row) for row in rows])
+        return
+    if not rows:
+        say("No jupyter-hop Slurm jobs are queued or running.")
+        return
+    table = [("JOBID", "PROFILE", "STATE", "NODE", "TIME LEFT", "READY")]
+    for row in rows:
+        state = f"{row.state} ({row.reason})" if row.state == "PENDING" and row.reason else row.state
+        table.append((row.job_id, row.profile, state, row.node or "-", row.time_left or "-",
+                      "yes" if row.ready else "no"))
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    for r in table:
+        say("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+
+
+@app.command()
+def cancel(job_id: JobId) -> None:
+    """Cancel the job, wait until Slurm has stopped it, and forget its record."""
+    from jupyter_hop import slurm_jobs
+    from jupyter_hop.output import say
+    from jupyter_hop.paths import Paths
+
+    state = slurm_jobs.cancel(Paths.from_env(), job_id)
+    say(f"Slurm job {job_id} is stopped ({state}).")

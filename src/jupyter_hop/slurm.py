@@ -1,0 +1,252 @@
+"""Slurm batch scripts from profiles, parsers of squeue/scontrol output, and thin calls to the Slurm tools."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from jupyter_hop.errors import HopError
+from jupyter_hop.paths import Paths
+from jupyter_hop.profile import Profile
+from jupyter_hop.slurm_values import option_name
+
+TEMPLATE = "slurm/jupyter-hop.sbatch.j2"
+# Exported into the job only when set at render time, so the job writes its record where submit looks for it
+# even when a site submits with --export=NONE.
+EXPORTED = ("XDG_CONFIG_HOME", "XDG_STATE_HOME")
+# States after which the batch script no longer runs (COMPLETING: it ended, Slurm is cleaning up).
+ENDED = frozenset({
+    "BOOT_FAIL", "CANCELLED", "COMPLETED", "COMPLETING", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY",
+    "PREEMPTED", "REVOKED", "SPECIAL_EXIT", "STOPPED", "TIMEOUT",
+})
+SQUEUE_FORMAT = "%i|%T|%r|%N|%e|%L"
+TOOL_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class BatchScript:
+    """Exactly the template's variables."""
+
+    profile: str
+    directives: list[tuple[str, str]]  # (--option, value), quoted by the template
+    extra_directives: list[str]  # the profile's own lines, verbatim, as sbatch reads them
+    environment: list[tuple[str, str]]
+    setup: list[str]
+    python: str
+
+
+def log_pattern(paths: Paths, profile: str) -> str:
+    """The --output value: the private jobs dir, with Slurm's %j for the job id."""
+    jobs = str(paths.jobs_dir)
+    if "\\" in jobs:
+        # a backslash anywhere in the path turns off Slurm's %j replacement
+        raise HopError(f"the state directory {jobs} contains a backslash, which Slurm's --output cannot use; "
+                       "set XDG_STATE_HOME to a plain path")
+    return jobs.replace("%", "%%") + f"/{profile}-%j.log"
+
+
+def log_path(paths: Paths, profile: str, job_id: str) -> Path:
+    return paths.jobs_dir / f"{profile}-{job_id}.log"
+
+
+def script_path(paths: Paths, profile: str) -> Path:
+    return paths.jobs_dir / f"{profile}.sbatch"
+
+
+def batch_script(
+    profile: Profile, paths: Paths, env: Mapping[str, str] | None = None, python: str | None = None
+) -> BatchScript:
+    """The script's model; `env` and `python` default to this process's, which is what the job must run."""
+    env = os.environ if env is None else env
+    python = sys.executable if python is None else python
+    if not python or not os.path.isabs(python):
+        raise HopError(f"the Python path {python!r} is not absolute; run jupyter-hop from its environment")
+    s = profile.slurm
+    generated = [
+        ("--job-name", s.job_name),
+        ("--nodes", "1"),
+        ("--ntasks", "1"),
+        ("--cpus-per-task", str(s.cpus)),
+        ("--time", s.time),
+        ("--mem", s.mem),
+        ("--partition", s.partition),
+        ("--account", s.account),
+        ("--qos", s.qos),
+        ("--constraint", s.constraint),
+        ("--gpus", s.gpus),
+        ("--gres", s.gres),
+        ("--output", log_pattern(paths, profile.name)),
+        # B: to the batch shell only, which is the launcher (exec): it stops the server and removes the record
+        ("--signal", f"B:TERM@{s.signal_grace}"),
+    ]
+    skipped = {option_name(name) for name in s.skip_directives}
+    extra = [line for line in s.extra_directives if option_name(line) not in skipped]
+    overridden = {option_name(line) for line in extra}  # a profile's own directive replaces ours
+    directives = [(n, v) for n, v in generated if v and n not in skipped and n not in overridden]
+    environment = [(name, env[name]) for name in EXPORTED if env.get(name)]
+    return BatchScript(profile.name, directives, extra, environment, list(s.setup), python)
+
+
+def render(script: BatchScript) -> str:
+    from jupyter_hop import templates
+
+    return templates.render(TEMPLATE, **vars(script))
+
+
+# ---- parsers of tool output (pure) ----
+
+
+@dataclass(frozen=True)
+class JobState:
+    job_id: str
+    state: str  # RUNNING, PENDING, ... as Slurm spells it
+    reason: str = ""  # why it pends (or why it ended), "" for None
+    node: str = ""
+    end: float | None = None  # epoch seconds: the time limit while it runs, the end once it ended
+    time_left: str = ""  # as squeue prints it (D-HH:MM:SS, INVALID, UNLIMITED)
+    exit_code: str = ""  # from scontrol, "0:0" when it succeeded
+
+    @property
+    def ended(self) -> bool:
+        return self.state in ENDED
+
+
+def _none(value: str) -> str:
+    return "" if value in ("None", "(null)", "N/A", "n/a") else value
+
+
+def parse_time(value: str) -> float | None:
+    """Slurm's local-time timestamps (2026-11-26T18:05:00) as epoch seconds; Unknown/N/A/None -> None."""
+    try:
+        return time.mktime(time.strptime(value.strip(), "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return None
+
+
+def parse_squeue(text: str) -> list[JobState]:
+    """Lines of `squeue -h -o '%i|%T|%r|%N|%e|%L'`, one job each; other lines are ignored."""
+    jobs = []
+    for line in text.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) != 6 or not fields[0]:
+            continue
+        job_id, state, reason, node, end, left = fields
+        jobs.append(JobState(job_id, state, _none(reason), _none(node), parse_time(end), _none(left)))
+    return jobs
+
+
+_KEY_RE = re.compile(r"[A-Za-z][A-Za-z0-9_:/]*=")
+
+
+def parse_scontrol(text: str) -> dict[str, str]:
+    """`scontrol show job` output (one line with -o, or several) as key -> value.
+
+    Values may contain spaces (Command=/path with space/x); a word that does not start with Key= belongs to
+    the value before it.
+    """
+    fields: dict[str, str] = {}
+    key = ""
+    for word in text.split():
+        match = _KEY_RE.match(word)
+        if match:
+            key = match.group()[:-1]
+            fields[key] = word[match.end():]
+        elif key:
+            fields[key] += " " + word
+    return fields
+
+
+def state_from_scontrol(fields: Mapping[str, str]) -> JobState:
+    state = fields.get("JobState", "")
+    node = _none(fields.get("BatchHost", "")) or _none(fields.get("NodeList", ""))
+    return JobState(
+        job_id=fields.get("JobId", ""),
+        state=state,
+        reason=_none(fields.get("Reason", "")),
+        node=node,
+        end=parse_time(fields.get("EndTime", "")),
+        exit_code=fields.get("ExitCode", ""),
+    )
+
+
+# ---- the Slurm tools (thin edges) ----
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if not path:
+        raise HopError(f"{name} is not on PATH: run this on a Slurm login node (or load the Slurm module)")
+    return path
+
+
+def _run(argv: Sequence[str], *, umask: int = -1) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(list(argv), capture_output=True, text=True, timeout=TOOL_TIMEOUT, umask=umask)
+    except subprocess.TimeoutExpired as exc:
+        raise HopError(f"{Path(argv[0]).name} did not answer within {TOOL_TIMEOUT:.0f} s; "
+                       "is the Slurm controller up? (`sinfo` tells)") from exc
+    except OSError as exc:
+        raise HopError(f"cannot run {argv[0]}: {exc.strerror}") from exc
+
+
+def sbatch(script: Path) -> str:
+    """Submit `script`; the job id. umask 077: Slurm creates the job log with the submitter's umask."""
+    result = _run([_tool("sbatch"), "--parsable", str(script)], umask=0o077)
+    job_id = result.stdout.strip().split(";")[0]
+    if result.returncode != 0 or not job_id.isdigit():
+        reason = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()[-1]
+        raise HopError(f"sbatch rejected the job: {reason}", detail=result.stderr)
+    return job_id
+
+
+def squeue(job_ids: Sequence[str] = ()) -> list[JobState]:
+    """This user's queued and running jobs (all of them, or those of `job_ids`); ended jobs are not listed."""
+    argv = [_tool("squeue"), "-h", "--me", "-o", SQUEUE_FORMAT]
+    if job_ids:
+        argv += ["-j", ",".join(job_ids)]
+    result = _run(argv)
+    if result.returncode != 0:
+        if "Invalid job id" in result.stderr:
+            return []  # the controller has forgotten every one of them
+        raise HopError(f"squeue failed: {result.stderr.strip() or result.returncode}", detail=result.stderr)
+    return parse_squeue(result.stdout)
+
+
+def job_state(job_id: str) -> JobState | None:
+    """The job's state while it is queued or running; after it ended, its final state; None once forgotten."""
+    for job in squeue([job_id]):
+        if job.job_id == job_id:
+            return job
+    return scontrol_job(job_id)
+
+
+def scontrol_job(job_id: str) -> JobState | None:
+    result = _run([_tool("scontrol"), "show", "job", "-o", job_id])
+    if result.returncode != 0:
+        return None
+    fields = parse_scontrol(result.stdout)
+    return state_from_scontrol(fields) if fields.get("JobId") == job_id else None
+
+
+def scancel(job_id: str) -> None:
+    result = _run([_tool("scancel"), job_id])
+    if result.returncode != 0:
+        reason = result.stderr.strip() or result.returncode
+        raise HopError(f"scancel {job_id} failed: {reason}", detail=result.stderr)
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    """The last lines of a job log, for error messages; says so when there is none."""
+    with contextlib.suppress(OSError):
+        text = path.read_text(encoding="utf-8", errors="replace").rstrip("\n")
+        if text:
+            return f"Last lines of {path}:\n" + "\n".join(text.splitlines()[-lines:])
+    return f"(no job log at {path})"

@@ -1,0 +1,292 @@
+"""Submitting a profile's batch job and following it: wait until ready, status, instructions, cancel."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO
+
+from jupyter_hop import probe, records, slurm
+from jupyter_hop.errors import HopError
+from jupyter_hop.fsutil import atomic_write, private_dir
+from jupyter_hop.paths import Paths
+from jupyter_hop.profile import Profile
+from jupyter_hop.records import Record
+
+RECORD_POLL = 0.02  # the record appears within this much of the launcher writing it
+STATE_POLL = 0.25  # squeue is a round trip to the controller: ask less often
+READY_MARGIN = 60.0  # beyond server.ready_timeout, for the setup lines and the interpreter to start
+CANCEL_TIMEOUT = 120.0  # scancel gives KillWait (30 s by default) before SIGKILL
+
+
+@dataclass
+class Submission:
+    """What submit remembers of a job, so status and cancel know it before the server has a record."""
+
+    job_id: str
+    profile: str
+    log: str
+    submitted: float
+
+
+def submission_path(paths: Paths, job_id: str) -> Path:
+    return paths.jobs_dir / f"job-{job_id}.json"
+
+
+def read_submission(paths: Paths, job_id: str) -> Submission | None:
+    try:
+        data = json.loads(submission_path(paths, job_id).read_text(encoding="utf-8"))
+        return Submission(**{k: data[k] for k in ("job_id", "profile", "log", "submitted")})
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def known_job_ids(paths: Paths) -> list[str]:
+    """Jobs submitted by jupyter-hop (or with a record), oldest id first."""
+    ids = {p.name[4:-5] for p in _glob(paths.jobs_dir, "job-*.json")}
+    ids |= {p.name[4:-5] for p in _glob(paths.records_dir, "job-*.json")}
+    return sorted((i for i in ids if i.isdigit()), key=int)
+
+
+def _glob(directory: Path, pattern: str) -> list[Path]:
+    try:
+        return list(directory.glob(pattern))
+    except OSError:
+        return []
+
+
+def check_job_id(job_id: str) -> str:
+    if not job_id.isdigit():
+        raise HopError(f"job id {job_id!r} is not allowed: use a Slurm job id (`jupyter hop slurm status`)")
+    return job_id
+
+
+def write_script(paths: Paths, profile: Profile) -> Path:
+    """Render (everything validated first), then write the script 0600 in the 0700 jobs dir."""
+    text = slurm.render(slurm.batch_script(profile, paths))
+    path = slurm.script_path(paths, profile.name)
+    private_dir(paths.state_dir)
+    atomic_write(path, text)
+    return path
+
+
+def submit(paths: Paths, profile: Profile) -> Submission:
+    script = write_script(paths, profile)
+    job_id = slurm.sbatch(script)
+    log = slurm.log_path(paths, profile.name, job_id)
+    submission = Submission(job_id, profile.name, str(log), time.time())
+    atomic_write(submission_path(paths, job_id), json.dumps(asdict(submission), indent=2) + "\n")
+    return submission
+
+
+class StatusLine:
+    """One line on stderr: rewritten in place on a terminal, else printed only when the state changes."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last_key = ""
+        self.last_text = ""
+
+    def show(self, key: str, text: str) -> None:
+        if self.tty:
+            if text != self.last_text:
+                self.stream.write("\r" + text + "\x1b[K")
+                self.stream.flush()
+        elif key != self.last_key:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+        self.last_key, self.last_text = key, text
+
+    def clear(self) -> None:
+        if self.tty and self.last_text:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+        self.last_text = ""
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def describe(job: slurm.JobState) -> str:
+    if job.state == "PENDING":
+        return f"PENDING ({job.reason})" if job.reason else "PENDING"
+    if job.state == "RUNNING":
+        return f"RUNNING on {job.node}, starting Jupyter" if job.node else "RUNNING, starting Jupyter"
+    return job.state
+
+
+def this_host() -> str:
+    return socket.gethostname().split(".")[0]
+
+
+def answers_here(record: Record) -> bool | None:
+    """Whether the server answers GET {base_url}api from here; None when it cannot be reached from this host
+    (bound to the node's loopback or a socket on another node): then the launcher's own check stands."""
+    same_host = record.host == this_host()
+    if record.sock:
+        if not same_host:
+            return None
+        return probe.answers(address="", port=0, sock=record.sock, base_url=record.base_url, timeout=2.0)
+    if record.bind != "node" and not same_host:
+        return None
+    return probe.answers(address=record.address, port=record.port, sock="", base_url=record.base_url,
+                         timeout=2.0)
+
+
+def wait_ready(
+    paths: Paths,
+    submission: Submission,
+    ready_timeout: float,
+    status: StatusLine,
+    *,
+    job_state: Callable[[str], slurm.JobState | None] = slurm.job_state,
+) -> tuple[Record, slurm.JobState | None]:
+    """Until the job's record exists and its server answers; pending time is unbounded but shown, the time
+    from RUNNING to ready is bounded by `ready_timeout` plus a margin for the setup lines."""
+    job_id = submission.job_id
+    record_file = paths.records_dir / f"job-{job_id}.json"
+    log = Path(submission.log)
+    start = time.monotonic()
+    next_state_poll = start
+    running_since: float | None = None
+    job: slurm.JobState | None = None
+    while True:
+        if record_file.exists():
+            record = records.read(record_file)
+            if record is not None and record.job_id == job_id and answers_here(record) is not False:
+                return record, job
+        now = time.monotonic()
+        if now >= next_state_poll:
+            job = job_state(job_id)
+            next_state_poll = time.monotonic() + STATE_POLL
+            if job is None or job.ended:
+                if record_file.exists():
+                    continue  # ready just as it ended: look at the record once more
+                what = f"ended ({job.state}{_exit(job)})" if job else "is no longer known to Slurm"
+                raise HopError(f"Slurm job {job_id} {what} before the Jupyter server was ready",
+                               detail=slurm.log_tail(log))
+            if job.state == "RUNNING" and running_since is None:
+                running_since = now
+            status.show(describe(job), f"Slurm job {job_id}: {describe(job)} ({_clock(now - start)})")
+        if running_since is not None and now - running_since > ready_timeout + READY_MARGIN:
+            raise HopError(
+                f"Slurm job {job_id} runs but its Jupyter server did not answer within "
+                f"{ready_timeout + READY_MARGIN:.0f} s; the job is left running: "
+                f"`jupyter hop slurm cancel {job_id}` stops it",
+                detail=slurm.log_tail(log),
+            )
+        time.sleep(RECORD_POLL)
+
+
+def _exit(job: slurm.JobState) -> str:
+    parts = []
+    if job.exit_code and job.exit_code != "0:0":
+        parts.append(f"exit code {job.exit_code}")
+    if job.reason and job.reason not in ("None",):
+        parts.append(f"reason {job.reason}")
+    return ", " + ", ".join(parts) if parts else ""
+
+
+def with_end(record: Record, job: slurm.JobState | None) -> Record:
+    """The launcher may not know the job's end time; squeue does."""
+    if record.job_end is None and job is not None and job.end:
+        record.job_end = job.end
+    return record
+
+
+def find_record(paths: Paths, job_id: str) -> Record:
+    """The record of a running job, or an error that says what the job is doing instead."""
+    record = records.find_job(paths, check_job_id(job_id))
+    if record is not None:
+        return record
+    job = slurm.job_state(job_id)
+    if job is None or job.ended:
+        state = f" ({job.state})" if job else ""
+        raise HopError(f"Slurm job {job_id} is not running{state}; `jupyter hop slurm status` lists yours")
+    raise HopError(
+        f"Slurm job {job_id} is {describe(job)} and its server is not ready yet; "
+        f"`jupyter hop slurm instructions {job_id} --wait` waits for it"
+    )
+
+
+@dataclass
+class JobStatus:
+    job_id: str
+    profile: str
+    state: str
+    reason: str
+    node: str
+    time_left: str
+    ready: bool
+    log: str
+
+
+def status(paths: Paths) -> list[JobStatus]:
+    """The user's jupyter-hop jobs that Slurm still runs or queues; ended ones are forgotten (their submission
+    note and any record a killed launcher left behind), their logs are kept."""
+    ids = known_job_ids(paths)
+    if not ids:
+        return []
+    live = {job.job_id: job for job in slurm.squeue()}
+    rows = []
+    for job_id in ids:
+        submission = read_submission(paths, job_id)
+        record = records.find_job(paths, job_id)
+        job = live.get(job_id)
+        if job is None or job.ended:
+            forget(paths, job_id)
+            continue
+        profile = record.profile if record else (submission.profile if submission else "")
+        rows.append(JobStatus(
+            job_id=job_id,
+            profile=profile,
+            state=job.state,
+            reason=job.reason,
+            node=job.node,
+            time_left=job.time_left,
+            ready=record is not None,
+            log=submission.log if submission else "",
+        ))
+    return rows
+
+
+def forget(paths: Paths, job_id: str) -> None:
+    for path in (submission_path(paths, job_id), paths.records_dir / f"job-{job_id}.json"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def cancel(paths: Paths, job_id: str, *, timeout: float = CANCEL_TIMEOUT) -> str:
+    """scancel, wait until Slurm no longer runs the job, forget what jupyter-hop kept; the final state."""
+    check_job_id(job_id)
+    if read_submission(paths, job_id) is None and records.find_job(paths, job_id) is None:
+        raise HopError(f"Slurm job {job_id} was not submitted by jupyter-hop for you; "
+                       "`jupyter hop slurm status` lists yours (scancel cancels any other)")
+    job = slurm.job_state(job_id)
+    if not _gone(job):
+        slurm.scancel(job_id)
+        deadline = time.monotonic() + timeout
+        while not _gone(job):
+            assert job is not None
+            if time.monotonic() > deadline:
+                raise HopError(f"Slurm job {job_id} is still {job.state} {timeout:.0f} s after scancel; "
+                               "ask your administrators about the node")
+            time.sleep(0.1)
+            job = slurm.job_state(job_id)
+    forget(paths, job_id)
+    return job.state if job else "ended"
+
+
+def _gone(job: slurm.JobState | None) -> bool:
+    """Ended, and done ending: while COMPLETING, Slurm may still be stopping the job's processes."""
+    return job is None or (job.ended and job.state != "COMPLETING")
