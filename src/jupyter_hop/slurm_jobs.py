@@ -181,7 +181,7 @@ def wait_ready(
         if running_since is not None and now - running_since > ready_timeout + READY_MARGIN:
             raise HopError(
                 f"Slurm job {job_id} runs but its Jupyter server did not answer within "
-                f"{ready_timeout + READY_MARGIN:.0f} s; the job is left running: "
+                f"{ready_timeout + READY_MARGIN:g} s; the job is left running: "
                 f"`jupyter hop slurm cancel {job_id}` stops it",
                 detail=slurm.log_tail(log),
             )

@@ -20,7 +20,8 @@ WORD_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
 GPUS_RE = re.compile(r"([A-Za-z0-9_.-]+:)?[1-9]\d*")
 GRES_RE = re.compile(r"[A-Za-z0-9_.:,-]{1,256}")
 CONSTRAINT_RE = re.compile(r"[A-Za-z0-9_.&|!\[\]*()-]{1,256}")
-DIRECTIVE_RE = re.compile(r"--[a-z][a-z0-9-]*(=[^\n\r\x00]*)?|-[A-Za-z]( [^\n\r\x00-]*)?")
+# a short option takes its value after one space, and the value does not start with "-" (another option)
+DIRECTIVE_RE = re.compile(r"--[a-z][a-z0-9-]*(=[^\n\r\x00]*)?|-[A-Za-z]( [^\n\r\x00 -][^\n\r\x00]*)?")
 OPTION_NAME_RE = re.compile(r"--[a-z][a-z0-9-]*|-[A-Za-z]")
 MAX_SETUP_LINE = 4096
 # sbatch's one-letter options, so "-p" and "--partition" name the same directive when skipping or overriding

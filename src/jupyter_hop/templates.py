@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import re
-import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +28,12 @@ def template_root() -> Path:
     raise HopError(f"the templates are missing from {PACKAGE_DIR}: reinstall jupyter-hop")
 
 
+_SAFE_WORD = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
+# outside single quotes and backslash-escaped: a quote cannot be inside single quotes, and `$` and backquote
+# are escaped so that ShellCheck does not mistake a literal value for an expansion meant to happen
+_SPLIT = re.compile(r"(['$`])")
+
+
 def sh(value: object) -> str:
     """One shell word that bash reads back as exactly `value`.
 
@@ -38,7 +43,11 @@ def sh(value: object) -> str:
     text = str(value)
     if _UNCARRIABLE.search(text):
         raise HopError(f"{text!r} cannot go into a shell script: it contains a control character")
-    return shlex.quote(text)
+    if _SAFE_WORD.fullmatch(text):
+        return text
+    if not text:
+        return "''"
+    return "".join("\\" + part if part in ("'", "$", "`") else f"'{part}'" for part in _SPLIT.split(text) if part)
 
 
 def systemd(value: object, *, exec_arg: bool = True) -> str:

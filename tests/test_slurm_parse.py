@@ -1,0 +1,159 @@
+"""Job state from literal squeue and scontrol output (captured from Slurm 22.05), and the wait loop's decisions."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from jupyter_hop import records, slurm, slurm_jobs
+from jupyter_hop.errors import HopError
+from jupyter_hop.paths import Paths
+from jupyter_hop.records import Record
+
+SQUEUE = """\
+12|PENDING|Priority||N/A|4:00:00
+13|PENDING|None||N/A|4:00:00
+14|RUNNING|None|c0412|2026-11-26T18:05:00|3:59:58
+15|COMPLETING|None|c0413|2026-11-26T06:00:00|0:00
+garbage line
+"""
+
+SCONTROL_ONE_LINE = (
+    "JobId=1 JobName=probe UserId=hoptest(1001) GroupId=hoptest(1001) MCS_label=N/A Priority=4294901759 Nice=0 "
+    "Account=(null) QOS=(null) JobState=COMPLETED Reason=None Dependency=(null) Requeue=1 Restarts=0 BatchFlag=1 "
+    "Reboot=0 ExitCode=0:0 RunTime=00:00:01 TimeLimit=00:01:00 TimeMin=N/A SubmitTime=2026-11-26T05:45:03 "
+    "EligibleTime=2026-11-26T05:45:03 AccrueTime=2026-11-26T05:45:03 StartTime=2026-11-26T05:45:04 "
+    "EndTime=2026-11-26T05:45:05 Deadline=N/A SuspendTime=None SecsPreSuspend=0 LastSchedEval=2026-11-26T05:45:04 "
+    "Scheduler=Main Partition=debug AllocNode:Sid=vm:3455 ReqNodeList=(null) ExcNodeList=(null) NodeList=vm "
+    "BatchHost=vm NumNodes=1 NumCPUs=1 NumTasks=1 CPUs/Task=1 ReqB:S:C:T=0:0:*:* TRES=cpu=1,node=1,billing=1 "
+    "Socks/Node=* NtasksPerN:B:S:C=0:0:*:* CoreSpec=* MinCPUsNode=1 MinMemoryNode=0 MinTmpDiskNode=0 "
+    "Features=(null) DelayBoot=00:00:00 OverSubscribe=OK Contiguous=0 Licenses=(null) Network=(null) "
+    "Command=/tmp/sb t/job.sh WorkDir=/work/main StdErr=/tmp/sb t/a b'c #d/out-1.log StdIn=/dev/null "
+    "StdOut=/tmp/sb t/a b'c #d/out-1.log Power= \n"
+)
+
+SCONTROL_MULTI = """\
+JobId=7 JobName=jupyter-hop
+   UserId=hoptest(1001) GroupId=hoptest(1001) MCS_label=N/A
+   Priority=4294901759 Nice=0 Account=(null) QOS=(null)
+   JobState=FAILED Reason=NonZeroExitCode Dependency=(null)
+   Requeue=1 Restarts=0 BatchFlag=1 Reboot=0 ExitCode=1:0
+   RunTime=00:00:00 TimeLimit=04:00:00 TimeMin=N/A
+   StartTime=2026-11-26T05:50:01 EndTime=2026-11-26T05:50:01 Deadline=N/A
+   NodeList=vm
+   BatchHost=vm
+   Command=/home/hoptest/.local/state/jupyter-hop/jobs/default.sbatch
+"""
+
+
+def test_squeue_lines() -> None:
+    jobs = slurm.parse_squeue(SQUEUE)
+    assert [j.job_id for j in jobs] == ["12", "13", "14", "15"]
+    assert jobs[0].state == "PENDING" and jobs[0].reason == "Priority" and jobs[0].end is None
+    assert jobs[1].reason == ""
+    running = jobs[2]
+    assert running.node == "c0412" and running.time_left == "3:59:58" and not running.ended
+    assert running.end == time.mktime((2026, 11, 26, 18, 5, 0, 0, 0, -1))
+    assert jobs[3].ended
+
+
+def test_scontrol_one_line_with_spaces_in_values() -> None:
+    fields = slurm.parse_scontrol(SCONTROL_ONE_LINE)
+    assert fields["StdOut"] == "/tmp/sb t/a b'c #d/out-1.log"
+    assert fields["Command"] == "/tmp/sb t/job.sh"
+    assert fields["TRES"] == "cpu=1,node=1,billing=1"
+    assert fields["AllocNode:Sid"] == "vm:3455"
+    state = slurm.state_from_scontrol(fields)
+    assert (state.job_id, state.state, state.node, state.exit_code, state.reason) == ("1", "COMPLETED", "vm", "0:0", "")
+    assert state.ended
+
+
+def test_scontrol_multi_line() -> None:
+    state = slurm.state_from_scontrol(slurm.parse_scontrol(SCONTROL_MULTI))
+    assert (state.job_id, state.state, state.reason, state.exit_code) == ("7", "FAILED", "NonZeroExitCode", "1:0")
+
+
+@pytest.mark.parametrize("value", ["Unknown", "N/A", "None", ""])
+def test_times_that_are_not_times(value: str) -> None:
+    assert slurm.parse_time(value) is None
+
+
+# ---- the wait loop with a scripted job state (no Slurm) ----
+
+
+def make_record(job_id: str) -> Record:
+    return Record(kind="job", profile="p", host="elsewhere", bind="localhost", address="127.0.0.1", port=1,
+                  sock="", base_url="/", app="server", pid=1, server_pid=2, started=time.time(), local_port=8888,
+                  login_host="login1", job_id=job_id)
+
+
+def submission(paths: Paths, job_id: str) -> slurm_jobs.Submission:
+    return slurm_jobs.Submission(job_id, "p", str(slurm.log_path(paths, "p", job_id)), time.time())
+
+
+def test_ready_when_the_record_appears(tmp_path: Path) -> None:
+    paths = Paths(tmp_path / "c", tmp_path / "s", tmp_path / "r")
+    states = iter([slurm.JobState("5", "PENDING", "Priority")] * 3)
+    running = slurm.JobState("5", "RUNNING", node="c1", end=1e9)
+
+    def state(job_id: str) -> slurm.JobState:
+        return next(states, running)
+
+    writer = threading.Timer(0.8, lambda: records.write(paths, make_record("5")))
+    writer.start()
+    err = io.StringIO()
+    started = time.monotonic()
+    record, job = slurm_jobs.wait_ready(paths, submission(paths, "5"), 10, slurm_jobs.StatusLine(err), job_state=state)
+    waited = time.monotonic() - started
+    assert record.job_id == "5" and job == running
+    assert 0.8 <= waited < 0.8 + 0.2  # readiness seen within the record poll, not the squeue poll
+    lines = err.getvalue().splitlines()  # not a terminal: one line per change of state
+    assert lines == ["Slurm job 5: PENDING (Priority) (0:00)", "Slurm job 5: RUNNING on c1, starting Jupyter (0:00)"]
+    assert slurm_jobs.with_end(record, job).job_end == 1e9
+
+
+def test_job_that_ends_before_ready_reports_the_log(tmp_path: Path) -> None:
+    paths = Paths(tmp_path / "c", tmp_path / "s", tmp_path / "r")
+    log = slurm.log_path(paths, "p", "6")
+    log.parent.mkdir(parents=True)
+    log.write_text("jupyter-hop: Slurm job 6 on c1\nmodule: command not found\n")
+    states = iter([slurm.JobState("6", "RUNNING", node="c1")])
+    failed = slurm.JobState("6", "FAILED", "NonZeroExitCode", exit_code="127:0")
+    with pytest.raises(HopError) as info:
+        slurm_jobs.wait_ready(paths, submission(paths, "6"), 10, slurm_jobs.StatusLine(io.StringIO()),
+                              job_state=lambda _: next(states, failed))
+    assert "Slurm job 6 ended (FAILED, exit code 127:0" in info.value.message
+    assert "module: command not found" in info.value.detail
+
+
+def test_ready_phase_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = Paths(tmp_path / "c", tmp_path / "s", tmp_path / "r")
+    monkeypatch.setattr(slurm_jobs, "READY_MARGIN", 0.0)
+    running = slurm.JobState("8", "RUNNING", node="c1")
+    with pytest.raises(HopError, match=r"did not answer within 0\.5 s; the job is left running"):
+        slurm_jobs.wait_ready(paths, submission(paths, "8"), 0.5, slurm_jobs.StatusLine(io.StringIO()),
+                              job_state=lambda _: running)
+
+
+def test_status_line_on_a_terminal_rewrites_in_place() -> None:
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Tty()
+    line = slurm_jobs.StatusLine(out)
+    line.show("PENDING", "job: PENDING (0:01)")
+    line.show("PENDING", "job: PENDING (0:01)")
+    line.show("PENDING", "job: PENDING (0:02)")
+    line.clear()
+    assert out.getvalue() == "\rjob: PENDING (0:01)\x1b[K\rjob: PENDING (0:02)\x1b[K\r\x1b[K"
+
+
+def test_job_ids_are_numbers(tmp_path: Path) -> None:
+    paths = Paths(tmp_path / "c", tmp_path / "s", tmp_path / "r")
+    with pytest.raises(HopError, match="job id"):
+        slurm_jobs.cancel(paths, "12; rm -rf ~")
