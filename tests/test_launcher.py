@@ -46,12 +46,12 @@ def test_sigterm_stops_cleanly(test_user: TestUser, user_home: dict[str, str]) -
         port = int(record["port"])  # type: ignore[call-overload]
         assert f"localhost:{port}" in text
         assert port_open("127.0.0.1", port)
-        runtime = [p for p in Path("/run/user", str(test_user.uid), "jupyter-hop").glob("launch-*")] + list(
-            Path(f"/tmp/jupyter-hop-{test_user.uid}").glob("launch-*")
-        )
-        assert runtime, "the per-launch runtime dir exists while the server runs"
-        for directory in runtime:
-            assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+        environ = Path(f"/proc/{record['server_pid']}/environ").read_bytes().split(b"\0")
+        runtime_env = [v.split(b"=", 1)[1] for v in environ if v.startswith(b"JUPYTER_RUNTIME_DIR=")]
+        runtime = [Path(runtime_env[0].decode())]
+        assert runtime[0].name.startswith("launch-"), "a per-launch runtime dir"
+        assert stat.S_IMODE(runtime[0].stat().st_mode) == 0o700
+        assert (runtime[0] / f"jpserver-{record['server_pid']}.json").exists()
         launcher.signal(signal.SIGTERM)
         assert launcher.wait() == 0
         assert not port_open("127.0.0.1", port)
@@ -109,7 +109,7 @@ def test_token_mode_keeps_token_out_of_output(test_user: TestUser, user_home: di
 
         url = f"http://127.0.0.1:{record['port']}/api/status"
         req = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
-        with urllib.request.urlopen(req, timeout=5) as response:  # noqa: S310 (loopback)
+        with urllib.request.urlopen(req, timeout=5) as response:
             assert response.status == 200
         shown = hop(test_user, user_home, "instructions", f"{record['host']}-{record['pid']}")
         assert shown.returncode == 0 and "ssh -N -L" in shown.stdout
@@ -203,7 +203,7 @@ def test_unknown_profile(test_user: TestUser, user_home: dict[str, str]) -> None
 def test_ready_timeout_stops_the_child(test_user: TestUser, user_home: dict[str, str]) -> None:
     init_profile(test_user, user_home, "p", "--app", "lab")
     profile = Path(user_home["XDG_CONFIG_HOME"]) / "jupyter-hop" / "profiles" / "p.toml"
-    text = profile.read_text().replace("[server]\n", "[server]\nready_timeout = 1\n")
+    text = profile.read_text().replace("ready_timeout = 120", "ready_timeout = 1")
     profile.write_text(text)
     started = time.monotonic()
     result = hop(test_user, user_home, "run", "p")

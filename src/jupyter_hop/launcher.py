@@ -76,7 +76,9 @@ def node_address(host: str) -> str:
     try:
         infos = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)
     except OSError as exc:
-        raise HopError(f"server.bind = 'node': host name {host!r} does not resolve ({exc}); use bind = localhost") from exc
+        raise HopError(
+            f"server.bind = 'node': host name {host!r} does not resolve ({exc}); use bind = localhost"
+        ) from exc
     for info in infos:
         address = str(info[4][0])
         if not address.startswith("127."):
@@ -101,7 +103,9 @@ def check_port_free(address: str, port: int) -> None:
         try:
             sock.bind((address, port))
         except OSError as exc:
-            raise HopError(f"server.port = {port} is already in use on {address}; choose another or 0 (automatic)") from exc
+            raise HopError(
+                f"server.port = {port} is already in use on {address}; choose another or 0 (automatic)"
+            ) from exc
 
 
 def choose_local_port(paths: Paths, wanted: int) -> tuple[int, str]:
@@ -250,136 +254,154 @@ def _alive(pid: int) -> bool:
     return True
 
 
+@dataclass
+class Plan:
+    """Everything decided before the child starts."""
+
+    profile: Profile
+    where: Placement
+    argv: list[str]
+    address: str
+    runtime_dir: Path
+    token: str  # "" when the profile has a password
+
+    @property
+    def token_file(self) -> Path | None:
+        return self.runtime_dir / "token" if self.token else None
+
+
 def run(paths: Paths, profile: Profile, *, out: IO[str], err: IO[str]) -> int:
     """Run the server in the foreground until it stops; the return value is the process exit code."""
-    env = os.environ
     base_argv = check_app(profile.server.app)
     hashed = serverconfig.read_hash(paths, profile.name)
     check_bind_needs_password(profile, hashed)
     config = serverconfig.write(paths, profile)
-    where = placement(profile, env)
+    where = placement(profile, os.environ)
     address = node_address(socket.gethostname()) if profile.server.bind == "node" else "127.0.0.1"
     if profile.server.port:
         check_port_free(address, profile.server.port)
     prune_stale(paths, where.host)
     runtime_dir = Path(tempfile.mkdtemp(prefix="launch-", dir=private_dir(paths.runtime_base)))
-    sock = runtime_dir / "jupyter.sock"
-    if profile.server.bind == "socket" and len(str(sock).encode()) > MAX_SOCKET_PATH:
-        shutil.rmtree(runtime_dir, ignore_errors=True)
-        raise HopError(
-            f"the socket path {sock} is longer than {MAX_SOCKET_PATH} bytes, which Unix sockets cannot use; "
-            "set XDG_RUNTIME_DIR to a shorter directory or use bind = localhost"
-        )
-    stopper = Stopper()
-    stopper.install()
     try:
-        return _supervise(paths, profile, where, config, base_argv, address, sock, runtime_dir, hashed, stopper, out, err)
+        sock = runtime_dir / "jupyter.sock"
+        if profile.server.bind == "socket" and len(str(sock).encode()) > MAX_SOCKET_PATH:
+            raise HopError(
+                f"the socket path {sock} is longer than {MAX_SOCKET_PATH} bytes, which Unix sockets cannot use; "
+                "set XDG_RUNTIME_DIR to a shorter directory or use bind = localhost"
+            )
+        argv = _server_argv(base_argv, config, profile.server.bind, address, profile.server.port, sock)
+        plan = Plan(profile, where, argv, address, runtime_dir, "" if hashed else secrets.token_hex(24))
+        if plan.token_file:
+            atomic_write(plan.token_file, plan.token)  # no newline: Jupyter would keep it as part of the token
+        stopper = Stopper()
+        stopper.install()
+        started = time.time()
+        ready = _start_until_ready(plan, stopper, err)
+        if ready is None:
+            return 0  # asked to stop before the server was ready
+        launch, info, job_end = ready
+        return _serve(paths, plan, _record(plan, launch, info, started, job_end), launch, stopper, out)
     finally:
         shutil.rmtree(runtime_dir, ignore_errors=True)
 
 
-def _start(argv: list[str], runtime_dir: Path, token_file: Path | None, err: IO[str]) -> Launch:
+def _start(plan: Plan, err: IO[str]) -> Launch:
     process = subprocess.Popen(
-        argv,
+        plan.argv,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        env=_child_env(runtime_dir, token_file),
+        env=_child_env(plan.runtime_dir, plan.token_file),
     )
-    launch = Launch(process, runtime_dir)
+    launch = Launch(process, plan.runtime_dir)
     assert process.stdout is not None
     launch.pump = threading.Thread(target=_pump, args=(process.stdout, launch.tail, err), daemon=True)
     launch.pump.start()
     return launch
 
 
-def _supervise(
-    paths: Paths,
-    profile: Profile,
-    where: Placement,
-    config: Path,
-    base_argv: list[str],
-    address: str,
-    sock: Path,
-    runtime_dir: Path,
-    hashed: str | None,
-    stopper: Stopper,
-    out: IO[str],
-    err: IO[str],
-) -> int:
-    token = "" if hashed else secrets.token_hex(24)
-    token_file = None
-    if token:
-        token_file = runtime_dir / "token"
-        atomic_write(token_file, token)  # no newline: Jupyter keeps it as part of the token
-    argv = _server_argv(base_argv, config, profile.server.bind, address, profile.server.port, sock)
-    started = time.time()
-    deadline = time.monotonic() + profile.server.ready_timeout
-    attempts = AUTO_PORT_ATTEMPTS if profile.server.bind != "socket" and not profile.server.port else 1
+def _start_until_ready(
+    plan: Plan, stopper: Stopper, err: IO[str]
+) -> tuple[Launch, dict[str, object], float | None] | None:
+    """Start the child and wait for it; retry when an automatically picked port was taken in between."""
+    server = plan.profile.server
+    deadline = time.monotonic() + server.ready_timeout
+    attempts = AUTO_PORT_ATTEMPTS if server.bind != "socket" and not server.port else 1
     job_end: float | None = None
     for attempt in range(attempts):
-        launch = _start(argv, runtime_dir, token_file, err)
+        launch = _start(plan, err)
         stopper.child = launch.process
-        if attempt == 0 and where.job_id:
-            job_end = _job_end(where.job_id)  # while the server starts, not after
+        if attempt == 0 and plan.where.job_id:
+            job_end = _job_end(plan.where.job_id)  # while the server starts, not after
         try:
-            info = _wait_ready(launch, stopper, deadline, address)
-            break
+            return launch, _wait_ready(launch, stopper, deadline, plan.address), job_end
         except _Stopped:
             if stopper.requested:
                 _finish(launch)
-                return 0
-            code = launch.process.returncode
+                return None
             if attempt + 1 < attempts and "no available port" in launch.log_tail():
                 continue
+            code = launch.process.returncode
             raise HopError(
                 f"the Jupyter server exited with code {code} before it was ready", detail=_tail_text(launch)
             ) from None
         except TimeoutError:
             _finish(launch)
             raise HopError(
-                f"the Jupyter server did not answer within server.ready_timeout = {profile.server.ready_timeout} s; "
+                f"the Jupyter server did not answer within server.ready_timeout = {server.ready_timeout} s; "
                 "it was stopped",
                 detail=_tail_text(launch),
             ) from None
-    record = Record(
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _record(plan: Plan, launch: Launch, info: dict[str, object], started: float, job_end: float | None) -> Record:
+    where, bind = plan.where, plan.profile.server.bind
+    return Record(
         kind=where.kind,
-        profile=profile.name,
+        profile=plan.profile.name,
         host=where.host,
-        bind=profile.server.bind,
-        address="" if profile.server.bind == "socket" else address,
-        port=int(info.get("port") or 0),  # type: ignore[call-overload]
+        bind=bind,
+        address="" if bind == "socket" else plan.address,
+        port=int(str(info.get("port") or 0)),
         sock=str(info.get("sock") or ""),
         base_url=str(info.get("base_url") or "/"),
-        app=profile.server.app,
+        app=plan.profile.server.app,
         pid=os.getpid(),
         server_pid=launch.process.pid,
         started=started,
-        local_port=0,
+        local_port=plan.profile.server.local_port,
         login_host=where.login_host,
         ssh_host=where.ssh_host,
         ssh_user=where.ssh_user,
         job_id=where.job_id,
         job_end=job_end,
         unit=where.unit,
-        token=token,
+        token=plan.token,
     )
+
+
+def _serve(paths: Paths, plan: Plan, record: Record, launch: Launch, stopper: Stopper, out: IO[str]) -> int:
+    """Publish the record and the instructions, then wait for the server to stop."""
+    from jupyter_hop import instructions
+
     with records.locked(paths):
-        record.local_port, port_note = choose_local_port(paths, profile.server.local_port)
+        record.local_port, port_note = choose_local_port(paths, record.local_port)
         records.write(paths, record)
     try:
-        from jupyter_hop import instructions
-
-        out.write(instructions.render(record, style=profile.ssh.style, show_secret=out.isatty(), local_port_note=port_note))
+        text = instructions.render(
+            record, style=plan.profile.ssh.style, show_secret=out.isatty(), local_port_note=port_note
+        )
+        out.write(text)
         out.flush()
         endpoint = record.sock or f"{record.address}:{record.port}"
-        sd_notify(f"READY=1\nSTATUS=Jupyter ready on {where.host} at {endpoint}", os.environ)
+        sd_notify(f"READY=1\nSTATUS=Jupyter ready on {record.host} at {endpoint}", os.environ)
         code = _wait_exit(launch, stopper)
     finally:
         records.remove(paths, record)
     if stopper.requested or code == 0:
         return 0
-    raise HopError(f"the Jupyter server on {where.host} exited with code {code}", detail=_tail_text(launch))
+    raise HopError(f"the Jupyter server on {record.host} exited with code {code}", detail=_tail_text(launch))
 
 
 def _wait_exit(launch: Launch, stopper: Stopper) -> int:

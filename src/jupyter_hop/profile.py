@@ -258,11 +258,11 @@ def load(paths: Paths, name: str) -> Profile:
 
 def parse(name: str, text: str, path: Path | str = "<profile>") -> Profile:
     import tomlkit
-    from tomlkit.exceptions import ParseError
+    from tomlkit.exceptions import TOMLKitError
 
     try:
         doc = tomlkit.parse(text)
-    except ParseError as exc:
+    except TOMLKitError as exc:  # parse errors and duplicate keys alike
         raise HopError(f"{path} is not valid TOML: {exc}") from exc
     try:
         return from_dict(name, doc.unwrap())
@@ -358,7 +358,8 @@ def _new_document(name: str) -> Any:
             if note:
                 table[key].comment(note)
         if section == "server":
-            table.add(tomlkit.comment("[server.options]: extra Jupyter settings, such as \"ServerApp.max_body_size\" = 1000000"))
+            example = '"ServerApp.max_body_size" = 1000000'
+            table.add(tomlkit.comment(f"[server.options]: extra Jupyter settings, such as {example}"))
         doc.add(tomlkit.nl())
         doc.add(section, table)
     return doc

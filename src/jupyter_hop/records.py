@@ -88,10 +88,8 @@ def locked(paths: Paths) -> Iterator[None]:
 
 
 def remove(paths: Paths, record: Record) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path_for(paths, record))
-    except FileNotFoundError:
-        pass
 
 
 def read(path: Path) -> Record | None:

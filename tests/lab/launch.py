@@ -21,7 +21,9 @@ def hop(user: TestUser, env: dict[str, str], *args: str, stdin: str | None = Non
     return user.run(["jupyter-hop", *args], env, input=stdin, timeout=timeout)
 
 
-def init_profile(user: TestUser, env: dict[str, str], name: str, *args: str, password: str | None = "pw-s3cret") -> None:
+def init_profile(
+    user: TestUser, env: dict[str, str], name: str, *args: str, password: str | None = "pw-s3cret"
+) -> None:
     extra = ["--password-stdin"] if password is not None else ["--no-password"]
     result = hop(user, env, "init", name, "--root-dir", env["WORK_DIR"], *extra, *args, stdin=(password or "") + "\n")
     assert result.returncode == 0, result.stderr
