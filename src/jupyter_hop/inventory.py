@@ -1,0 +1,459 @@
+"""Everything jupyter-hop knows of, reconciled from records, systemd user units and Slurm jobs, as rows."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jupyter_hop import records
+from jupyter_hop.errors import HopError
+from jupyter_hop.paths import Paths
+from jupyter_hop.records import Record
+
+KINDS = ("unit", "job", "run")
+STATES = ("pending", "starting", "ready", "stopped", "failed", "stale")
+UNIT_PREFIX = "jupyter-hop-"
+UNIT_SUFFIX = ".service"
+# /proc start times are whole seconds of boot time plus clock ticks; NTP steps since boot shift them a little.
+START_SLACK = 5.0
+JOB_FAILED = frozenset({"BOOT_FAIL", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "TIMEOUT"})
+JOB_PENDING = frozenset({"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING", "SUSPENDED"})
+
+
+@dataclass
+class Row:
+    """One server, as `list` shows it and `stop` finds it."""
+
+    key: str  # what `jupyter hop stop` takes: job id, profile of a unit, HOST-PID of a foreground run
+    profile: str
+    kind: str  # run, unit or job
+    state: str  # pending, starting, ready, stopped, failed or stale
+    host: str = ""
+    port: int = 0
+    sock: str = ""
+    address: str = ""
+    started: float | None = None  # epoch seconds
+    ends: float | None = None  # epoch seconds of a job's time limit
+    job_id: str = ""
+    unit: str = ""
+    pid: int = 0  # the launcher's pid on `host`
+    note: str = ""  # pending reason, failure, what cleaning did
+    record: str = ""  # the record file, when there is one
+    cleaned: bool = False  # a stale record that was removed
+
+    @property
+    def endpoint(self) -> str:
+        if self.sock:
+            return self.sock
+        if self.port:
+            return f"{self.address or '127.0.0.1'}:{self.port}"
+        return ""
+
+    def to_dict(self, now: float) -> dict[str, Any]:
+        data = asdict(self)
+        data["endpoint"] = self.endpoint
+        data["age"] = round(now - self.started, 1) if self.started else None
+        data["time_left"] = round(max(self.ends - now, 0.0), 1) if self.ends and self.state != "stale" else None
+        return data
+
+
+@dataclass
+class Inventory:
+    rows: list[Row] = field(default_factory=list)
+    # records, systemd, slurm -> "ok", "absent: why" or "error: why"
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def warnings(self) -> list[str]:
+        return [f"{name}: {state[len('error: '):]}" for name, state in self.sources.items()
+                if state.startswith("error: ")]
+
+
+# ---- processes on this host ----
+
+
+def this_host() -> str:
+    return socket.gethostname()
+
+
+def is_this_host(host: str) -> bool:
+    """Records of runs and units carry the full host name, job records Slurm's short node name."""
+    here = this_host()
+    return host in (here, here.split(".")[0])
+
+
+def _boot_time() -> float | None:
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith("btime "):
+                return float(line.split()[1])
+    return None
+
+
+def process_start(pid: int) -> float | None:
+    """When process `pid` started (epoch seconds), from /proc; None when it does not run or is not ours."""
+    try:
+        if os.stat(f"/proc/{pid}").st_uid != os.getuid():
+            return None
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    boot = _boot_time()
+    if boot is None:
+        return None
+    # The command name may contain spaces and parentheses: the fields start after the last ')'.
+    fields = text[text.rindex(")") + 2:].split()
+    if fields[0] in ("Z", "X"):  # exited, only waiting for its parent to collect the exit status
+        return None
+    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+
+
+def launcher_alive(record: Record) -> bool:
+    """Whether the record's launcher still runs: its pid exists, is ours, and started before the record did.
+
+    The start-time check keeps a recycled pid (a new, unrelated process) from passing for the launcher.
+    """
+    if not Path("/proc").is_dir():  # no procfs: the pid is all there is to go on
+        try:
+            os.kill(record.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return False
+        return True
+    start = process_start(record.pid)
+    return start is not None and start <= record.started + START_SLACK
+
+
+def orphan_server(record: Record) -> int:
+    """The pid of the record's Jupyter server if it outlived its launcher, else 0."""
+    start = process_start(record.server_pid) if record.server_pid else None
+    if start is None or start < record.started - START_SLACK:
+        return 0
+    try:
+        cmdline = Path(f"/proc/{record.server_pid}/cmdline").read_bytes()
+    except OSError:
+        return 0
+    return record.server_pid if b"jupyter" in cmdline else 0
+
+
+# ---- systemd user units ----
+
+
+@dataclass(frozen=True)
+class UnitState:
+    unit: str
+    load: str  # LoadState
+    active: str  # ActiveState: active, activating, deactivating, inactive, failed
+    sub: str  # SubState: running, auto-restart, dead, ...
+    result: str  # Result of the last run: success, exit-code, signal, timeout, ...
+    main_pid: int
+    since: float | None  # when it last became active
+
+    @property
+    def profile(self) -> str:
+        return self.unit[len(UNIT_PREFIX):-len(UNIT_SUFFIX)]
+
+
+def systemd_units(include_stopped: bool) -> tuple[list[UnitState], str]:
+    """This user's jupyter-hop units and how the systemd source went ("ok" / "absent: ..." / "error: ...")."""
+    if not shutil.which("systemctl"):
+        return [], "absent: systemctl is not installed"
+    from jupyter_hop import systemctl
+
+    try:
+        systemctl.require_manager()
+    except HopError as exc:
+        return [], f"absent: {_last_line(exc.message)}"
+    pattern = f"{UNIT_PREFIX}*{UNIT_SUFFIX}"
+    try:
+        listed = systemctl.run(["list-units", "--all", "--plain", "--no-legend", "--no-pager", pattern], timeout=20)
+        names = {line.split()[0] for line in listed.stdout.splitlines() if line.strip()}
+        if include_stopped:  # installed but never loaded (or unloaded since) units count as stopped
+            files = systemctl.run(["list-unit-files", "--no-legend", "--no-pager", pattern], timeout=20)
+            names |= {line.split()[0] for line in files.stdout.splitlines() if line.strip()}
+        units = [_unit_state(systemctl, name) for name in sorted(names) if _is_ours(name)]
+    except HopError as exc:
+        return [], f"error: {_last_line(exc.message)}"
+    return units, "ok"
+
+
+def _is_ours(name: str) -> bool:
+    return name.startswith(UNIT_PREFIX) and name.endswith(UNIT_SUFFIX) and "@" not in name
+
+
+def _unit_state(systemctl: Any, name: str) -> UnitState:
+    state = systemctl.show(name)
+    return UnitState(
+        unit=name,
+        load=state.get("LoadState", ""),
+        active=state.get("ActiveState", ""),
+        sub=state.get("SubState", ""),
+        result=state.get("Result", ""),
+        main_pid=int(state.get("MainPID") or 0),
+        since=systemctl.since_epoch(state),
+    )
+
+
+def unit_row(unit: UnitState, record: Record | None) -> Row:
+    """A unit's row: systemd's state, the server's address from the record once the launcher wrote it."""
+    if unit.active == "active":
+        state, note = "ready", "" if record else "running, but it wrote no record"
+    elif unit.active in ("activating", "reloading"):
+        state = "starting"
+        note = "restarting after a failure" if unit.sub == "auto-restart" else ""
+    elif unit.active == "failed":
+        state, note = "failed", f"systemd gave up ({unit.result})"
+    else:
+        state, note = "stopped", "stopping" if unit.active == "deactivating" else ""
+    row = Row(key=unit.profile, profile=unit.profile, kind="unit", state=state, unit=unit.unit,
+              pid=unit.main_pid, started=unit.since, note=note, host=this_host())
+    if record is not None and state == "ready":
+        _fill_from_record(row, record)
+        row.started = record.started
+    return row
+
+
+# ---- Slurm jobs ----
+
+
+@dataclass(frozen=True)
+class QueuedJob:
+    job: Any  # slurm.JobState
+    profile: str  # from the submission note, "" when jupyter-hop did not submit it
+    submitted: float | None
+
+
+def slurm_jobs(paths: Paths) -> tuple[list[QueuedJob], str]:
+    """This user's queued and running jobs, and how the Slurm source went."""
+    if not shutil.which("squeue"):
+        return [], "absent: squeue is not on PATH"
+    from jupyter_hop import slurm, slurm_jobs
+
+    unconfigured = slurm_unconfigured()
+    if unconfigured and not slurm_jobs.known_job_ids(paths):
+        return [], f"absent: {unconfigured}"
+    try:
+        queue = slurm.squeue()
+    except HopError as exc:
+        return [], f"error: {_last_line(exc.message)}"
+    jobs = []
+    for job in queue:
+        note = slurm_jobs.read_submission(paths, job.job_id)
+        jobs.append(QueuedJob(job, note.profile if note else "", note.submitted if note else None))
+    return jobs, "ok"
+
+
+def slurm_unconfigured() -> str:
+    """Why Slurm's tools have no configuration here, or "" when they may have one.
+
+    Without a slurm.conf the tools fall back to DNS SRV lookups (configless clusters), which on a machine
+    that merely has the client installed means a slow, pointless query; a missing $SLURM_CONF makes them
+    retry for a minute.
+    """
+    conf = os.environ.get("SLURM_CONF")
+    if conf:
+        return "" if Path(conf).is_file() else f"SLURM_CONF={conf} does not exist"
+    if any(Path(p).is_file() for p in ("/etc/slurm/slurm.conf", "/etc/slurm-llnl/slurm.conf",
+                                       "/run/slurm/conf/slurm.conf")):
+        return ""
+    return "Slurm is not configured here (no slurm.conf)"
+
+
+def _last_line(text: str) -> str:
+    return (text.strip().splitlines() or [""])[-1]
+
+
+def forget_ended_submissions(paths: Paths, queued: dict[str, QueuedJob]) -> None:
+    """Submission notes of jobs Slurm no longer queues or runs are of no more use (their logs are kept)."""
+    from jupyter_hop import slurm_jobs
+
+    for job_id in slurm_jobs.known_job_ids(paths):
+        if job_id not in queued:
+            with contextlib.suppress(FileNotFoundError):
+                slurm_jobs.submission_path(paths, job_id).unlink()
+
+
+def job_row(queued: QueuedJob, record: Record | None) -> Row:
+    job = queued.job
+    profile = record.profile if record else queued.profile
+    if job.state in JOB_PENDING:
+        state = "pending"
+    elif job.state in ("RUNNING", "CONFIGURING"):
+        state = "ready" if record else "starting"
+    elif job.state in JOB_FAILED:
+        state = "failed"
+    else:
+        state = "stopped"
+    note = job.reason if state == "pending" else ("" if state in ("ready", "starting") else job.state)
+    row = Row(key=job.job_id, profile=profile, kind="job", state=state, host=job.node, job_id=job.job_id,
+              started=queued.submitted, ends=job.end if state in ("ready", "starting") else None, note=note)
+    if record is not None and state == "ready":
+        _fill_from_record(row, record)
+        row.ends = job.end or record.job_end
+    return row
+
+
+# ---- records ----
+
+
+def _fill_from_record(row: Row, record: Record) -> None:
+    row.host = record.host
+    row.port = record.port
+    row.sock = record.sock
+    row.address = record.address
+    row.pid = record.pid
+    row.started = record.started
+
+
+def record_row(record: Record, state: str, note: str, path: Path) -> Row:
+    row = Row(key=record.key, profile=record.profile, kind=record.kind, state=state, job_id=record.job_id,
+              unit=record.unit, ends=record.job_end, note=note, record=str(path))
+    _fill_from_record(row, record)
+    return row
+
+
+def remove_stale(paths: Paths, path: Path, record: Record) -> str:
+    """Remove a stale record (unless a new launcher replaced it meanwhile); what was done, in words."""
+    done = []
+    with records.locked(paths):
+        current = records.read(path)
+        if current is not None and (current.pid, current.started) == (record.pid, record.started):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            done.append("record removed")
+    if record.kind == "run" and is_this_host(record.host):
+        # Its launcher was killed (not stopped), so nothing else will ever stop the server it started,
+        # and without the record nobody would find it.
+        orphan = orphan_server(record)
+        if orphan:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(orphan, signal.SIGTERM)
+                done.append(f"its orphaned server (pid {orphan}) sent SIGTERM")
+    return "; ".join(done)
+
+
+def _stale_reason(record: Record, units: dict[str, UnitState] | None, jobs: dict[str, QueuedJob] | None) -> str:
+    """Why a record no longer describes a live server, or "" while it does (or cannot be checked here)."""
+    here = is_this_host(record.host)
+    if here and record.kind != "job" and not launcher_alive(record):
+        return f"launcher pid {record.pid} is gone"
+    if record.kind == "unit" and units is not None and here:
+        unit = units.get(record.unit)
+        if unit is None or unit.active != "active":
+            return f"unit {record.unit} is {unit.active if unit else 'not loaded'}"
+    if record.kind == "job" and jobs is not None:
+        queued = jobs.get(record.job_id)
+        if queued is None:
+            return f"job {record.job_id} is no longer in the queue"
+        if queued.job.state not in ("RUNNING", "CONFIGURING", "COMPLETING"):
+            return f"job {record.job_id} is {queued.job.state}"
+    if record.kind == "job" and here and record.pid and not launcher_alive(record):
+        return f"launcher pid {record.pid} is gone"
+    return ""
+
+
+def gather(paths: Paths, *, clean: bool = True, include_stopped: bool = False) -> Inventory:
+    """Every server jupyter-hop knows of; stale records are reported as such and, with `clean`, removed."""
+    inventory = Inventory()
+    found = records.all_records(paths)
+    inventory.sources["records"] = "ok"
+    unit_list, inventory.sources["systemd"] = systemd_units(include_stopped)
+    job_list, inventory.sources["slurm"] = slurm_jobs(paths)
+    units = {u.unit: u for u in unit_list} if inventory.sources["systemd"] == "ok" else None
+    jobs = {q.job.job_id: q for q in job_list} if inventory.sources["slurm"] == "ok" else None
+    live: dict[tuple[str, str], tuple[Path, Record]] = {}
+    for path, record in found:
+        if record is None:
+            continue  # a torn or foreign file: not ours to judge or delete
+        reason = _stale_reason(record, units, jobs)
+        if reason:
+            row = record_row(record, "stale", reason, path)
+            if clean:
+                done = remove_stale(paths, path, record)
+                row.cleaned = "record removed" in done
+                row.note = f"{reason}; {done}" if done else reason
+            inventory.rows.append(row)
+            continue
+        live[(record.kind, record.key)] = (path, record)
+        here = is_this_host(record.host)
+        if record.kind == "run" or (record.kind == "unit" and (units is None or not here)):
+            inventory.rows.append(record_row(record, "ready", "" if here else f"on {record.host}: not checked", path))
+        elif record.kind == "job" and jobs is None:
+            inventory.rows.append(record_row(record, "ready", "" if here else "Slurm not reachable: not checked", path))
+    for unit in units.values() if units else []:
+        path_record = live.get(("unit", unit.profile))
+        row = unit_row(unit, path_record[1] if path_record else None)
+        row.record = str(path_record[0]) if path_record else ""
+        if row.state != "stopped" or include_stopped:
+            inventory.rows.append(row)
+    for queued in jobs.values() if jobs else []:
+        path_record = live.get(("job", queued.job.job_id))
+        if path_record is None and not queued.profile:
+            continue  # not submitted by jupyter-hop
+        row = job_row(queued, path_record[1] if path_record else None)
+        row.record = str(path_record[0]) if path_record else ""
+        if row.state != "stopped" or include_stopped:
+            inventory.rows.append(row)
+    if clean and jobs is not None:
+        forget_ended_submissions(paths, jobs)
+    inventory.rows.sort(key=lambda r: (KINDS.index(r.kind), r.key))
+    return inventory
+
+
+# ---- text ----
+
+
+def duration(seconds: float | None) -> str:
+    """Short human durations: 45s, 12m, 3h05m, 2d04h."""
+    if seconds is None:
+        return "-"
+    s = max(int(seconds), 0)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+COLUMNS = ("ID", "PROFILE", "KIND", "STATE", "HOST", "ENDPOINT", "AGE", "LEFT", "NOTE")
+
+
+def render(inventory: Inventory, now: float | None = None) -> str:
+    """The `list` table; pure, so tests can compare it line by line."""
+    now = time.time() if now is None else now
+    if not inventory.rows:
+        return "No servers.\n"
+    table = [list(COLUMNS)]
+    for row in inventory.rows:
+        data = row.to_dict(now)
+        table.append([row.key, row.profile, row.kind, row.state, row.host or "-", row.endpoint or "-",
+                      duration(data["age"]), duration(data["time_left"]) if data["time_left"] is not None else "-",
+                      row.note])
+    widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in table]
+    return "\n".join(lines) + "\n"
+
+
+def to_json(inventory: Inventory, now: float | None = None) -> dict[str, Any]:
+    now = time.time() if now is None else now
+    return {"servers": [row.to_dict(now) for row in inventory.rows], "sources": dict(inventory.sources)}
+
+
+def find(inventory: Inventory, target: str) -> list[Row]:
+    """Rows `target` names: by key (job id, unit profile, HOST-PID), else by profile name."""
+    exact = [row for row in inventory.rows if row.key == target]
+    return exact or [row for row in inventory.rows if row.profile == target]
+
+
+def keys(rows: Iterable[Row]) -> str:
+    return ", ".join(row.key for row in rows)

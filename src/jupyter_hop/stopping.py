@@ -1,0 +1,137 @@
+"""Stopping any server the right way for its kind, and waiting until it is really gone."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jupyter_hop import inventory, records
+from jupyter_hop.errors import HopError
+from jupyter_hop.paths import Paths
+
+# The launcher gives Jupyter 10 s after SIGTERM before it kills it; units have TimeoutStopSec=30; Slurm kills
+# after KillWait. A stop that takes longer than this has gone wrong.
+DEFAULT_TIMEOUT = 60.0
+POLL_INTERVAL = 0.05
+
+
+@dataclass
+class Stopped:
+    """What `stop` did, for the user to read."""
+
+    key: str
+    kind: str
+    profile: str
+    actions: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def text(self) -> str:
+        what = {"run": "foreground run", "unit": "systemd user unit", "job": "Slurm job"}[self.kind]
+        return f"Stopped {what} {self.key} (profile {self.profile}) in {self.seconds:.1f} s: " + "; ".join(
+            self.actions
+        ) + "."
+
+
+def resolve(paths: Paths, target: str) -> inventory.Row:
+    """The one row `target` names; unknown or ambiguous targets are one-line errors."""
+    found = inventory.find(inventory.gather(paths, clean=False), target)
+    if not found:
+        raise HopError(
+            f"no server {target!r} is known: give a Slurm job id, the profile of a unit, or HOST-PID of a "
+            "foreground run, as `jupyter hop list` shows them"
+        )
+    if len(found) > 1:
+        raise HopError(f"{target!r} names {len(found)} servers ({inventory.keys(found)}); give one of those ids")
+    return found[0]
+
+
+def stop(paths: Paths, target: str, *, timeout: float = DEFAULT_TIMEOUT) -> Stopped:
+    row = resolve(paths, target)
+    result = Stopped(row.key, row.kind, row.profile)
+    began = time.monotonic()
+    deadline = began + timeout
+    if row.state == "stale":
+        path = Path(row.record)
+        record = records.read(path)
+        done = inventory.remove_stale(paths, path, record) if record else ""
+        result.actions.append(f"it was already gone ({row.note})" + (f"; {done}" if done else ""))
+    elif row.kind == "run":
+        _stop_run(row, result, deadline)
+    elif row.kind == "unit":
+        _stop_unit(paths, row, result, deadline)
+    else:
+        _stop_job(paths, row, result, deadline)
+    if row.record and row.state != "stale":
+        _wait(lambda: not Path(row.record).exists(), deadline, f"the record {row.record} of {row.key} to go away")
+        result.actions.append("its record is gone")
+    result.seconds = time.monotonic() - began
+    return result
+
+
+def _wait(done: Callable[[], bool], deadline: float, what: str) -> None:
+    while not done():
+        if time.monotonic() > deadline:
+            raise HopError(f"gave up waiting for {what}; `jupyter hop list` shows its state now")
+        time.sleep(POLL_INTERVAL)
+
+
+def _stop_run(row: inventory.Row, result: Stopped, deadline: float) -> None:
+    if not inventory.is_this_host(row.host):
+        raise HopError(
+            f"{row.key} runs on {row.host}, not on this host ({inventory.this_host()}): "
+            f"log in to {row.host} and run `jupyter hop stop {row.key}` there"
+        )
+    record = records.read(Path(row.record))
+    if record is None or not inventory.launcher_alive(record):
+        raise HopError(f"{row.key} stopped meanwhile; `jupyter hop list` shows what runs")
+    # The launcher turns SIGTERM into a clean stop of Jupyter and removes its record.
+    try:
+        os.kill(record.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    except PermissionError as exc:
+        raise HopError(f"not allowed to signal launcher pid {record.pid} of {row.key}: {exc.strerror}") from exc
+    result.actions.append(f"sent SIGTERM to launcher pid {record.pid}")
+    _wait(lambda: not inventory.launcher_alive(record), deadline, f"launcher pid {record.pid} to exit")
+    result.actions.append("the launcher exited")
+
+
+def _stop_unit(paths: Paths, row: inventory.Row, result: Stopped, deadline: float) -> None:
+    from jupyter_hop import systemctl, systemd_ops
+
+    if not inventory.is_this_host(row.host):
+        raise HopError(
+            f"the unit of {row.key} runs on {row.host}, not on this host: "
+            f"log in to {row.host} and run `jupyter hop stop {row.key}` there"
+        )
+    if row.state == "failed":
+        # Nothing runs; forgetting the failure is what makes it leave `list`.
+        systemctl.check(["reset-failed", row.unit], timeout=20)
+        result.actions.append(f"{row.unit} was not running ({row.note}); its failed state was reset")
+        return
+    # systemctl stop returns once the unit is inactive (or after TimeoutStopSec, when it is killed).
+    unit = systemd_ops.stop(paths, row.profile)
+    result.actions.append(f"systemctl --user stop {unit}")
+
+    def inactive() -> bool:
+        return systemctl.show(unit).get("ActiveState") in ("inactive", "failed")
+
+    _wait(inactive, deadline, f"{unit} to become inactive")
+    state = systemctl.show(unit)
+    if state.get("ActiveState") == "failed":
+        systemctl.run(["reset-failed", unit], timeout=20)
+        result.actions.append(f"it ended as failed ({state.get('Result', '')}); its failed state was reset")
+    else:
+        result.actions.append(f"{unit} is inactive")
+
+
+def _stop_job(paths: Paths, row: inventory.Row, result: Stopped, deadline: float) -> None:
+    from jupyter_hop import slurm_jobs
+
+    # scancel, then wait until Slurm no longer runs it (not while COMPLETING), then forget the job's files.
+    final = slurm_jobs.cancel(paths, row.job_id, timeout=max(deadline - time.monotonic(), 1.0))
+    result.actions.append(f"scancel {row.job_id}; the job ended ({final})")
