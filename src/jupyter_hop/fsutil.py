@@ -13,9 +13,12 @@ from jupyter_hop.errors import HopError
 
 
 def private_dir(path: Path) -> Path:
-    """Create `path` (and missing parents) as 0700 and make sure the leaf is ours and 0700."""
+    """Create `path` and its missing parents as 0700, and make sure the leaf is ours and 0700."""
     try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # mkdir(parents=True) would give missing parents the umask's mode (often 0755): create each one 0700
+        missing = [p for p in [path, *path.parents] if not p.exists()]
+        for directory in reversed(missing):
+            directory.mkdir(mode=0o700, exist_ok=True)
         info = path.lstat()
         if not stat.S_ISDIR(info.st_mode):
             raise HopError(f"{path} is not a directory; move it away and try again")
