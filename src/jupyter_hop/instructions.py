@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 import time
 from dataclasses import dataclass
@@ -26,6 +27,13 @@ def _target(user: str, host: str) -> str:
     return f"{user}@{host}" if user else host
 
 
+def _alias(name: str, record: Record) -> str:
+    """A Host alias for this server only: ssh adds up the LocalForward lines of every block that matches, so a
+    block pasted for an earlier launch (another port, same laptop port) under the same alias would win."""
+    tag = str(record.port) if record.port else hashlib.sha256(record.sock.encode()).hexdigest()[:8]
+    return f"{name}-jupyter-{tag}"
+
+
 def tunnel(record: Record, local_port: int) -> Tunnel:
     """The only shapes proven in the lab, chosen by where the server runs and how it is bound."""
     user = record.ssh_user
@@ -37,14 +45,14 @@ def tunnel(record: Record, local_port: int) -> Tunnel:
             forward = f"{local_port}:{node}:{record.port}"
             return Tunnel(
                 ["ssh", "-N", "-L", forward, login],
-                f"{node}-jupyter",
+                _alias(node, record),
                 [f"HostName {record.login_host}", *([f"User {user}"] if user else []),
                  f"LocalForward {local_port} {node}:{record.port}"],
             )
         remote = record.sock if record.bind == "socket" else f"localhost:{record.port}"
         return Tunnel(
             ["ssh", "-N", "-J", login, "-L", f"{local_port}:{remote}", _target(user, node)],
-            f"{node}-jupyter",
+            _alias(node, record),
             [f"HostName {node}", *([f"User {user}"] if user else []), f"ProxyJump {login}",
              f"LocalForward {local_port} {remote}"],
         )
@@ -57,15 +65,19 @@ def tunnel(record: Record, local_port: int) -> Tunnel:
         remote = f"localhost:{record.port}"
     return Tunnel(
         ["ssh", "-N", "-L", f"{local_port}:{remote}", _target(user, host)],
-        f"{host}-jupyter",
+        _alias(host, record),
         [f"HostName {host}", *([f"User {user}"] if user else []), f"LocalForward {local_port} {remote}"],
     )
 
 
 def ssh_config_block(t: Tunnel) -> str:
-    """Shell text that appends the block to ~/.ssh/config; pasting it runs as is."""
+    """Shell text that appends the block to ~/.ssh/config; pasting it runs as is (a laptop that never ran ssh
+    has no ~/.ssh yet, and `cat >>` would fail there)."""
     body = "\n".join(f"    {line}" for line in t.config_lines)
-    return f"cat >> ~/.ssh/config <<'EOF'\nHost {t.config_host}\n{body}\n    SessionType none\nEOF"
+    return (
+        f"mkdir -p -m 700 ~/.ssh && cat >> ~/.ssh/config <<'EOF'\n"
+        f"Host {t.config_host}\n{body}\n    SessionType none\nEOF"
+    )
 
 
 def login_url(record: Record, local_port: int, *, show_secret: bool) -> str:
@@ -99,7 +111,7 @@ def render(
     t = tunnel(record, local_port)
     lines = [where(record), ""]
     if style == "config":
-        lines.append("On your laptop, add this block to ~/.ssh/config (once):")
+        lines.append("On your laptop, add this block for this server to ~/.ssh/config:")
         lines.append(ssh_config_block(t))
         lines.append("")
         lines.append("Then open the tunnel (it stays open; Ctrl-C closes it):")

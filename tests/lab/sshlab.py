@@ -51,14 +51,16 @@ class SshLab:
     login_host: str = LOGIN
     compute_host: str = COMPUTE
 
-    def argv_in(self, ns: str, args: Sequence[str], env: Mapping[str, str] | None = None) -> list[str]:
-        """argv that runs `args` as the test user inside namespace `ns`, where `hostname` prints `ns`."""
+    def prefix(self, ns: str) -> list[str]:
+        """Put in front of any argv (e.g. test_user.argv(...)) to run it in `ns`, where `hostname` prints `ns`;
+        every part execs, so the process started is the command itself."""
         if ns not in NAMESPACES:
             raise ValueError(f"no namespace {ns!r} in the lab")
-        return [
-            "ip", "netns", "exec", ns, "unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', ns,
-            *self.user.argv(args, env),
-        ]
+        return ["ip", "netns", "exec", ns, "unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', ns]
+
+    def argv_in(self, ns: str, args: Sequence[str], env: Mapping[str, str] | None = None) -> list[str]:
+        """argv that runs `args` as the test user inside namespace `ns`."""
+        return [*self.prefix(ns), *self.user.argv(args, env)]
 
     def run_in(
         self, ns: str, args: Sequence[str], env: Mapping[str, str] | None = None, **kwargs: object
