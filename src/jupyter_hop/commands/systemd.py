@@ -1,7 +1,173 @@
-"""Placeholder: filled in by its issue."""
+"""`systemd render|install|start|stop|restart|status|logs|uninstall`: a profile as a systemd user unit."""
 
 from __future__ import annotations
 
+import sys
+from typing import TYPE_CHECKING
+
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="systemd")
+from jupyter_hop.output import emit_json, say, warn
+
+if TYPE_CHECKING:
+    from jupyter_hop.paths import Paths
+    from jupyter_hop.profile import Profile
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Run a profile's server as a systemd user unit: always there, restarted when it crashes.",
+)
+
+NAME_ARG = typer.Argument("default", help="Profile name.", show_default=True)
+
+
+def _load(name: str) -> tuple[Paths, Profile]:
+    from jupyter_hop import profile
+    from jupyter_hop.paths import Paths
+
+    paths = Paths.from_env()
+    return paths, profile.load(paths, name)
+
+
+def _instructions(profile: Profile, record: object) -> None:
+    from jupyter_hop import instructions
+    from jupyter_hop.records import Record
+
+    assert isinstance(record, Record)
+    sys.stdout.write(instructions.render(record, style=profile.ssh.style, show_secret=sys.stdout.isatty()))
+    sys.stdout.flush()
+
+
+@app.command()
+def render(name: str = NAME_ARG) -> None:
+    """Print the unit that `install` would write on this machine."""
+    from jupyter_hop import systemd, systemd_ops
+
+    paths, profile = _load(name)
+    sys.stdout.write(systemd.render(systemd_ops.build(paths, profile)))
+
+
+@app.command()
+def install(
+    name: str = NAME_ARG,
+    now: bool = typer.Option(False, "--now", help="Also start it, and wait until the server answers."),
+    force: bool = typer.Option(False, "--force", help="Replace an installed unit that differs."),
+) -> None:
+    """Write the unit, reload the user manager and enable the unit (it starts with your user manager)."""
+    from jupyter_hop import systemd_ops
+
+    paths, profile = _load(name)
+    result = systemd_ops.install(paths, profile, force=force)
+    verb = "Installed" if result.written else "Already installed"
+    say(f"{verb} and enabled: {result.path}")
+    if result.linger_advice:
+        warn(result.linger_advice)
+    if now:
+        _instructions(profile, systemd_ops.start(paths, profile))
+    else:
+        say(f"Start it now: jupyter hop systemd start {name}")
+
+
+@app.command()
+def start(name: str = NAME_ARG) -> None:
+    """Start the unit; returns once the server answers, then prints how to reach it."""
+    from jupyter_hop import systemd_ops
+
+    paths, profile = _load(name)
+    _, _, stale = systemd_ops.installed_unit(paths, profile)
+    if stale:
+        warn(stale)
+    _instructions(profile, systemd_ops.start(paths, profile))
+
+
+@app.command()
+def restart(name: str = NAME_ARG) -> None:
+    """Restart the unit (a new server process); returns once it answers again."""
+    from jupyter_hop import systemd_ops
+
+    paths, profile = _load(name)
+    _, _, stale = systemd_ops.installed_unit(paths, profile)
+    if stale:
+        warn(stale)
+    _instructions(profile, systemd_ops.start(paths, profile, restart=True))
+
+
+@app.command()
+def stop(name: str = NAME_ARG) -> None:
+    """Stop the unit: the launcher stops Jupyter and its kernels cleanly. It stays enabled."""
+    from jupyter_hop import systemd_ops
+    from jupyter_hop.paths import Paths
+    from jupyter_hop.profile import check_name
+
+    unit = systemd_ops.stop(Paths.from_env(), check_name(name))
+    say(f"Stopped {unit}.")
+
+
+@app.command()
+def status(
+    name: str = NAME_ARG,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """systemd's state of the unit, since when, and where the server answers."""
+    from jupyter_hop import systemctl, systemd_ops
+    from jupyter_hop.paths import Paths
+    from jupyter_hop.profile import check_name
+
+    info = systemd_ops.status(Paths.from_env(), check_name(name))
+    if as_json:
+        emit_json(info)
+        return
+    if info["load_state"] == "not-found":
+        say(f"{info['unit']}: not installed (`jupyter hop systemd install {name}` installs it)")
+        return
+    line = f"{info['unit']}: {info['active_state']} ({info['sub_state']})"
+    if info["since"]:
+        line += f" since {systemctl.format_since(info['since'])}"
+    if info["main_pid"]:
+        line += f", pid {info['main_pid']}"
+    say(line + f", restarted {info['restarts']} times")
+    say(f"  unit file: {info['unit_file']} ({info['unit_file_state']})")
+    if info["url"]:
+        say(f"  server: {info['url']} on {info['host']}")
+        say(f"  connect: jupyter hop instructions {name}")
+
+
+@app.command()
+def logs(
+    name: str = NAME_ARG,
+    lines: int = typer.Option(50, "--lines", "-n", min=1, help="How many of the last lines to show."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new output until Ctrl-C."),
+) -> None:
+    """The unit's output: from the journal, or from its log file where no journal runs."""
+    import subprocess
+
+    from jupyter_hop import systemctl, systemd, systemd_ops
+    from jupyter_hop.paths import Paths
+    from jupyter_hop.profile import check_name
+
+    paths = Paths.from_env()
+    check_name(name)
+    if systemctl.journal_available():
+        argv = ["journalctl", "--user", "-u", systemd.unit_name(name), "-n", str(lines), "--no-pager"]
+        raise typer.Exit(subprocess.run([*argv, *(["-f"] if follow else [])]).returncode)
+    if not systemd.log_path(paths, name).exists():
+        say(f"(no output yet: {systemd.log_path(paths, name)} does not exist)")
+        if not follow:
+            return
+    if not follow:
+        sys.stdout.write(systemd_ops.log_tail(paths, name, lines))
+        return
+    for chunk in systemd_ops.follow_log(paths, name, lines):
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
+
+
+@app.command()
+def uninstall(name: str = NAME_ARG) -> None:
+    """Stop and disable the unit, remove its file and reload the user manager."""
+    from jupyter_hop import systemd_ops
+    from jupyter_hop.paths import Paths
+    from jupyter_hop.profile import check_name
+
+    path = systemd_ops.uninstall(Paths.from_env(), check_name(name))
+    say(f"Uninstalled: {path} is gone and the user manager no longer knows the unit.")

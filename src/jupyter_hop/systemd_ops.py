@@ -1,0 +1,229 @@
+"""What the `systemd` commands do: install, start, stop, status, logs and uninstall a profile's user unit."""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jupyter_hop import records, systemctl, systemd
+from jupyter_hop.errors import HopError
+from jupyter_hop.fsutil import atomic_write, private_dir, read_text
+from jupyter_hop.paths import Paths
+from jupyter_hop.profile import Profile
+from jupyter_hop.records import Record
+
+LOG_TAIL_LINES = 30
+
+
+def home() -> Path:
+    return Path(os.environ.get("HOME") or Path.home())
+
+
+def build(paths: Paths, profile: Profile) -> systemd.UnitSpec:
+    """The spec `install` would write on this machine now."""
+    from jupyter_hop.serverconfig import resolved_root
+
+    return systemd.spec_for(
+        profile,
+        paths,
+        root_dir=resolved_root(profile),
+        home=home(),
+        journal=systemctl.journal_available(),
+        private_users=systemctl.private_tmp_possible(),
+    )
+
+
+def unit_file(unit: str) -> Path:
+    systemctl.require_manager()
+    return systemctl.unit_dir(systemctl.manager_environment(), home()) / unit
+
+
+@dataclass
+class Installed:
+    path: Path
+    written: bool  # False when the file already had exactly this text
+    linger_advice: str
+
+
+def install(paths: Paths, profile: Profile, *, force: bool) -> Installed:
+    """Write the unit where the user manager reads it, reload, enable; a different one needs force."""
+    spec = build(paths, profile)
+    text = systemd.render(spec)
+    path = unit_file(spec.unit)
+    old = read_text(path)
+    if old is not None and old != text and not force:
+        raise HopError(
+            f"{path} differs from the unit jupyter-hop would write now (edited, or the profile changed); "
+            f"`jupyter hop systemd install {profile.name} --force` replaces it"
+        )
+    if old != text:
+        # Not private: systemd and the user read it; it holds no secret.
+        atomic_write(path, text, mode=0o644)
+    if spec.log_file:
+        private_dir(Path(spec.log_file).parent)
+    systemctl.check(["daemon-reload"])
+    systemctl.check(["enable", spec.unit])
+    user = getpass.getuser()
+    return Installed(path, old != text, systemctl.linger(user).advice(user))
+
+
+def installed_unit(paths: Paths, profile: Profile) -> tuple[str, Path, str]:
+    """The unit name, its file, and a warning when the file no longer matches the profile (or "")."""
+    unit = systemd.unit_name(profile.name)
+    path = unit_file(unit)
+    text = read_text(path)
+    if text is None:
+        raise HopError(
+            f"{unit} is not installed ({path} does not exist): "
+            f"run `jupyter hop systemd install {profile.name}`"
+        )
+    stale = ""
+    with contextlib.suppress(HopError):
+        spec = build(paths, profile)
+        if systemd.render(spec) != text:
+            stale = (f"{path} does not match the profile any more; "
+                     f"`jupyter hop systemd install {profile.name} --force` updates it")
+        if spec.log_file:
+            private_dir(Path(spec.log_file).parent)  # a missing log dir would make the start fail
+    return unit, path, stale
+
+
+def start(paths: Paths, profile: Profile, *, restart: bool = False) -> Record:
+    """Start (or restart) the unit; Type=notify makes systemctl return only once the server answers."""
+    unit, _, _ = installed_unit(paths, profile)
+    timeout = profile.server.ready_timeout + systemd.START_MARGIN + 30
+    result = systemctl.run(["restart" if restart else "start", unit], timeout=timeout)
+    if result.returncode != 0:
+        raise HopError(
+            f"{unit} did not start: {(result.stderr.strip().splitlines() or ['no reason given'])[0]}",
+            detail=why_failed(paths, profile.name),
+        )
+    record = records.find_unit(paths, profile.name)
+    if record is None:
+        raise HopError(
+            f"{unit} is running but wrote no record in {paths.records_dir}; "
+            f"see `jupyter hop systemd logs {profile.name}`"
+        )
+    return record
+
+
+def why_failed(paths: Paths, name: str) -> str:
+    """systemd's account of the last run (e.g. status=200/CHDIR) and the end of the unit's output."""
+    unit = systemd.unit_name(name)
+    state = systemctl.run(["status", unit, "--no-pager", "--lines=0", "--full"], timeout=20).stdout.rstrip()
+    tail = log_tail(paths, name, LOG_TAIL_LINES).rstrip()
+    return f"{state}\n\nLast lines of its output:\n{tail or '(none)'}"
+
+
+def stop(paths: Paths, name: str) -> str:
+    unit = systemd.unit_name(name)
+    systemctl.require_manager()
+    systemctl.check(["stop", unit], timeout=90)
+    _drop_dead_record(paths, name)
+    return unit
+
+
+def _drop_dead_record(paths: Paths, name: str) -> None:
+    """A launcher that was killed (not stopped) cannot remove its record; the stop has to."""
+    record = records.find_unit(paths, name)
+    if record is not None and not _alive(record.pid):
+        records.remove(paths, record)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def status(paths: Paths, name: str) -> dict[str, Any]:
+    """systemd's view of the unit plus the server's address from its record."""
+    unit = systemd.unit_name(name)
+    systemctl.require_manager()
+    state = systemctl.show(unit)
+    since = systemctl.since_epoch(state) if state.get("ActiveState") == "active" else None
+    record = records.find_unit(paths, name) if state.get("ActiveState") == "active" else None
+    return {
+        "profile": name,
+        "unit": unit,
+        "load_state": state.get("LoadState", ""),
+        "active_state": state.get("ActiveState", ""),
+        "sub_state": state.get("SubState", ""),
+        "unit_file_state": state.get("UnitFileState", ""),
+        "unit_file": state.get("FragmentPath", ""),
+        "main_pid": int(state.get("MainPID") or 0),
+        "restarts": int(state.get("NRestarts") or 0),
+        "since": since,
+        "url": server_url(record) if record else "",
+        "host": record.host if record else "",
+    }
+
+
+def server_url(record: Record) -> str:
+    """Where the server answers on its own host (what the tunnel forwards to)."""
+    if record.sock:
+        return f"unix:{record.sock}"
+    return f"http://{record.address or '127.0.0.1'}:{record.port}{record.base_url}"
+
+
+def log_tail(paths: Paths, name: str, lines: int) -> str:
+    """The last lines of the unit's output, from the journal or from its log file."""
+    unit = systemd.unit_name(name)
+    if systemctl.journal_available():
+        import subprocess
+
+        argv = ["journalctl", "--user", "-u", unit, "-n", str(lines), "--no-pager"]
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            return subprocess.run(argv, capture_output=True, text=True, timeout=20).stdout
+        return ""
+    text = read_text(systemd.log_path(paths, name)) or ""
+    return "".join(text.splitlines(keepends=True)[-lines:])
+
+
+def follow_log(paths: Paths, name: str, lines: int) -> Iterator[str]:
+    """The last lines of the log file, then new text as it arrives, until interrupted."""
+    path = systemd.log_path(paths, name)
+    yield log_tail(paths, name, lines)
+    position = path.stat().st_size if path.exists() else 0
+    while True:
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            size = 0
+        if size < position:  # truncated or replaced: start over
+            position = 0
+        if size > position:
+            with path.open("r", encoding="utf-8", errors="replace") as handle:
+                handle.seek(position)
+                chunk = handle.read()
+                position = handle.tell()
+            yield chunk
+        time.sleep(0.2)
+
+
+def uninstall(paths: Paths, name: str) -> Path:
+    """Stop, disable, remove the file, reload: afterwards the manager no longer knows the unit."""
+    unit = systemd.unit_name(name)
+    path = unit_file(unit)
+    systemctl.run(["stop", unit], timeout=90)
+    if path.exists():
+        systemctl.check(["disable", unit])
+        try:
+            path.unlink()
+        except OSError as exc:
+            raise HopError(f"cannot remove {path}: {exc.strerror}") from exc
+    systemctl.check(["daemon-reload"])
+    # A unit that failed stays in the manager's memory until reset, even without its file.
+    systemctl.run(["reset-failed", unit], timeout=20)
+    _drop_dead_record(paths, name)
+    return path
