@@ -153,7 +153,8 @@ def test_ten_launches_at_once(test_user: TestUser, user_home: dict[str, str]) ->
     finally:
         for launcher in launchers:
             launcher.stop()
-    assert all(launcher.process.returncode == 0 for launcher in launchers)
+    codes = [launcher.process.returncode for launcher in launchers]
+    assert codes == [0] * 10, [(code, launcher.err[-2000:]) for code, launcher in zip(codes, launchers) if code]
 
 
 def test_fixed_port_taken_is_a_clear_error(test_user: TestUser, user_home: dict[str, str]) -> None:
