@@ -6,6 +6,7 @@ import dataclasses
 import importlib.util
 import math
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -257,17 +258,34 @@ def load(paths: Paths, name: str) -> Profile:
 
 
 def parse(name: str, text: str, path: Path | str = "<profile>") -> Profile:
+    try:
+        data = _load_toml(text)
+    except ValueError as exc:  # parse errors and duplicate keys alike
+        raise HopError(f"{path} is not valid TOML: {' '.join(str(exc).split())}") from exc
+    try:
+        return from_dict(name, data)
+    except HopError as exc:
+        raise HopError(f"{path}: {exc.message}") from exc
+
+
+def _load_toml(text: str) -> dict[str, Any]:
+    """Plain values from TOML text; ValueError when it is not TOML.
+
+    Reading uses the standard library's tomllib where there is one: it imports in a fraction of tomlkit's time,
+    which every command that only reads a profile pays. tomlkit is kept for updates, which must keep comments.
+    """
+    if sys.version_info >= (3, 11):
+        import tomllib
+
+        return tomllib.loads(text)
     import tomlkit
     from tomlkit.exceptions import TOMLKitError
 
     try:
-        doc = tomlkit.parse(text)
-    except TOMLKitError as exc:  # parse errors and duplicate keys alike
-        raise HopError(f"{path} is not valid TOML: {exc}") from exc
-    try:
-        return from_dict(name, doc.unwrap())
-    except HopError as exc:
-        raise HopError(f"{path}: {exc.message}") from exc
+        data: dict[str, Any] = tomlkit.parse(text).unwrap()
+    except TOMLKitError as exc:
+        raise ValueError(str(exc)) from exc
+    return data
 
 
 def exists(paths: Paths, name: str) -> bool:

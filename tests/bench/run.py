@@ -1,0 +1,206 @@
+"""Benchmarks run side by side, interleaved, in one run: prints medians and ratios, never asserts.
+
+Usage: python tests/bench/run.py [--quick] [--reps N] [--json FILE]
+
+Each case is timed once per round, all cases in every round, so a machine that gets busier slows every case
+alike and the ratios stay fair. A case compares against another (its `against`): the render commands against
+`python -c "import typer, jinja2"`, and later `jupyter-hop run` against a bare `jupyter server`.
+
+To add cases without touching this file, put a module `tests/bench/cases_<topic>.py` next to it with a function
+`cases(bench: Bench) -> list[Case]`; `timing.time_until_ready` times "start a process, poll a URL until 200".
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from timing import Timing, median, time_command  # noqa: E402
+
+BASELINE = "import typer, jinja2"
+TARGETS = {  # case name -> the ratio the design asks for (printed next to the figure, never enforced here)
+    "jupyter-hop config": 1.3,
+    "jupyter-hop slurm render": 1.3,
+    "jupyter-hop systemd render": 1.3,
+}
+
+
+@dataclass
+class Bench:
+    """What a case needs: the venv's executables, and a private home with one profile named `bench`."""
+
+    bin_dir: Path
+    base: Path
+    env: dict[str, str]
+    profile: str = "bench"
+
+    @property
+    def python(self) -> str:
+        return str(self.bin_dir / "python")
+
+    def exe(self, name: str) -> str:
+        return str(self.bin_dir / name)
+
+    @property
+    def work(self) -> Path:
+        return self.base / "work"
+
+    def run(self, argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            argv, env=self.env, cwd=self.work, input=stdin, capture_output=True, text=True, timeout=120
+        )
+
+
+@dataclass
+class Case:
+    name: str
+    measure: Callable[[], Timing | float | None]  # wall seconds (and CPU), or None when this round failed
+    against: str | None = BASELINE  # the case this one is compared with; None: reference only
+    times: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    failures: int = 0
+
+
+def make_bench(base: Path) -> Bench:
+    bin_dir = Path(sys.executable).parent
+    for sub in ("home", "config", "state", "work", "jupyter"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    env = {
+        "HOME": str(base / "home"),
+        "XDG_CONFIG_HOME": str(base / "config"),
+        "XDG_STATE_HOME": str(base / "state"),
+        "JUPYTER_CONFIG_DIR": str(base / "jupyter"),
+        "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+    }
+    bench = Bench(bin_dir, base, env)
+    made = bench.run(
+        [bench.exe("jupyter-hop"), "init", bench.profile, "--password-stdin", "--root-dir", str(bench.work)],
+        stdin="bench password\n",
+    )
+    if made.returncode != 0:
+        raise SystemExit(f"cannot create the bench profile: {made.stderr.strip()}")
+    return bench
+
+
+def command_case(bench: Bench, name: str, argv: list[str], against: str | None = BASELINE) -> Case:
+    return Case(name, lambda: time_command(argv, bench.env, bench.work), against)
+
+
+def works(bench: Bench, argv: list[str]) -> bool:
+    """Whether a command exists yet (render commands land with their issues): one try before timing it."""
+    return bench.run(argv).returncode == 0
+
+
+def default_cases(bench: Bench) -> list[Case]:
+    hop = bench.exe("jupyter-hop")
+    cases = [
+        command_case(bench, BASELINE, [bench.python, "-c", BASELINE], against=None),
+        command_case(bench, "python -c pass", [bench.python, "-c", "pass"]),
+        command_case(bench, "jupyter-hop --help", [hop, "--help"]),
+        command_case(bench, "jupyter-hop config", [hop, "config", bench.profile]),
+    ]
+    for group in ("slurm", "systemd"):
+        argv = [hop, group, "render", bench.profile]
+        if works(bench, argv):
+            cases.append(command_case(bench, f"jupyter-hop {group} render", argv))
+        else:
+            print(f"(skipping `jupyter-hop {group} render`: not available yet)")
+    generate = [bench.exe("jupyter"), "server", "--generate-config", "-y"]
+    cases.append(command_case(bench, "jupyter server --generate-config", generate))
+    return cases
+
+
+def plugin_cases(bench: Bench) -> list[Case]:
+    """Cases from tests/bench/cases_*.py (launch-to-ready, polling delay, submit overhead, ...)."""
+    found: list[Case] = []
+    for path in sorted(Path(__file__).resolve().parent.glob("cases_*.py")):
+        module = importlib.import_module(path.stem)
+        try:
+            found.extend(module.cases(bench))
+        except Exception as exc:  # a broken plugin must not hide the other figures
+            print(f"(skipping {path.name}: {type(exc).__name__}: {exc})")
+    return found
+
+
+def run_rounds(cases: list[Case], reps: int) -> None:
+    for _ in range(reps):
+        for case in cases:
+            result = case.measure()
+            if result is None:
+                case.failures += 1
+            elif isinstance(result, Timing):
+                case.times.append(result.wall)
+                case.cpu.append(result.cpu)
+            else:
+                case.times.append(result)
+
+
+def report(cases: list[Case]) -> list[dict[str, object]]:
+    """Medians, and the ratio to each case's reference, in wall time and (for commands) in CPU time."""
+    by_name = {c.name: c for c in cases}
+    rows: list[dict[str, object]] = []
+    print(f"\n{'case':<36} {'wall ms':>8} {'cpu ms':>7} {'n':>3}  {'wall':>6} {'cpu':>6}  against")
+    for case in cases:
+        row: dict[str, object] = {"case": case.name, "n": len(case.times), "failures": case.failures}
+        rows.append(row)
+        if not case.times:
+            print(f"{case.name:<36} {'failed':>8}")
+            continue
+        wall = median(case.times)
+        cpu = median(case.cpu) if case.cpu else None
+        row.update(median_wall_s=round(wall, 4), median_cpu_s=None if cpu is None else round(cpu, 4))
+        ref = by_name.get(case.against) if case.against else None
+        wall_ratio = cpu_ratio = ""
+        against = "(reference)"
+        if ref is not None and ref.times:
+            row["against"] = ref.name
+            row["ratio_wall"] = round(wall / median(ref.times), 3)
+            wall_ratio = f"{row['ratio_wall']:.2f}x"
+            if cpu is not None and ref.cpu:
+                row["ratio_cpu"] = round(cpu / median(ref.cpu), 3)
+                cpu_ratio = f"{row['ratio_cpu']:.2f}x"
+            against = ref.name + (f" (target <= {TARGETS[case.name]}x)" if case.name in TARGETS else "")
+        cpu_text = f"{cpu * 1000:7.1f}" if cpu is not None else f"{'':7}"
+        print(
+            f"{case.name:<36} {wall * 1000:8.1f} {cpu_text} {len(case.times):>3}  {wall_ratio:>6} {cpu_ratio:>6}  "
+            + against
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="few rounds, for CI logs")
+    parser.add_argument("--reps", type=int, help="rounds (default 15, or 3 with --quick)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args()
+    reps = args.reps or (3 if args.quick else 15)
+    base = Path(tempfile.mkdtemp(prefix="jupyter-hop-bench-"))
+    try:
+        bench = make_bench(base)
+        cases = default_cases(bench) + plugin_cases(bench)
+        print(
+            f"jupyter-hop benchmarks: {reps} interleaved rounds, {os.cpu_count()} CPUs, python {sys.version.split()[0]}"
+        )
+        run_rounds(cases, reps)
+        rows = report(cases)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
