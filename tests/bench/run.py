@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from timing import Timing, median, time_command  # noqa: E402
+from timing import Timing, median, time_command
 
 BASELINE = "import typer, jinja2"
 TARGETS = {  # case name -> the ratio the design asks for (printed next to the figure, never enforced here)
