@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +15,7 @@ from jupyter_hop import password as pw
 from jupyter_hop import profile as prof
 from jupyter_hop import serverconfig
 from jupyter_hop.errors import HopError
-from jupyter_hop.fsutil import atomic_write_all
+from jupyter_hop.fsutil import atomic_write_all, private_dir
 from jupyter_hop.paths import Paths
 
 PasswordSource = Callable[[], str]
@@ -36,31 +39,60 @@ def init_profile(
 ) -> InitResult:
     """Create or update profile `name`; `ask_password` is called when a password is to be set."""
     created = not prof.exists(paths, name)
-    text, profile = prof.updated(paths, name, updates)
+    # Check everything before asking, so a bad option does not cost typing a password (twice).
+    _, profile = prof.updated(paths, name, updates)
     serverconfig.check_no_stray_json(paths, name)
-    root = serverconfig.resolved_root(profile)
-    old_hash = serverconfig.read_hash(paths, name)
+    serverconfig.resolved_root(profile)
+    if not ask_password:
+        check_bind_needs_password(profile, serverconfig.read_hash(paths, name))
     new_hash = pw.hash_password(ask_password()) if ask_password else None
-    hashed = new_hash or old_hash
-    check_bind_needs_password(profile, hashed)
-    config_text = serverconfig.render(profile, hashed, root)
-    # Everything is checked; only now touch the disk, all files or none.
-    config_path = paths.server_config(name)
-    files = [(paths.profile_file(name), text), (config_path, config_text)]
-    if new_hash:
-        files.append((paths.password_file(name), new_hash + "\n"))
-    atomic_write_all(files)
+    with _locked(paths):
+        # Read again under the lock: another init or password may have written since.
+        text, profile = prof.updated(paths, name, updates)
+        serverconfig.check_no_stray_json(paths, name)
+        root = serverconfig.resolved_root(profile)
+        hashed = new_hash or serverconfig.read_hash(paths, name)
+        check_bind_needs_password(profile, hashed)
+        config_text = serverconfig.render(profile, hashed, root)
+        # Everything is checked; only now touch the disk, all files or none.
+        config_path = paths.server_config(name)
+        files = [(paths.profile_file(name), text), (config_path, config_text)]
+        if new_hash:
+            files.append((paths.password_file(name), new_hash + "\n"))
+        atomic_write_all(files)
     return InitResult(profile, created, bool(new_hash), paths.profile_file(name), config_path)
 
 
 def change_password(paths: Paths, name: str, ask_password: PasswordSource) -> Path:
     profile = prof.load(paths, name)
     serverconfig.check_no_stray_json(paths, name)
-    root = serverconfig.resolved_root(profile)
+    serverconfig.resolved_root(profile)
     hashed = pw.hash_password(ask_password())
-    config_text = serverconfig.render(profile, hashed, root)
-    atomic_write_all([(paths.password_file(name), hashed + "\n"), (paths.server_config(name), config_text)])
+    with _locked(paths):
+        profile = prof.load(paths, name)
+        serverconfig.check_no_stray_json(paths, name)
+        config_text = serverconfig.render(profile, hashed, serverconfig.resolved_root(profile))
+        atomic_write_all([(paths.password_file(name), hashed + "\n"), (paths.server_config(name), config_text)])
     return paths.server_config(name)
+
+
+@contextlib.contextmanager
+def _locked(paths: Paths) -> Iterator[None]:
+    """Serialise writers of profiles: each writes a profile, a hash and a config that must agree.
+
+    The lock is on the config dir itself, so taking it writes nothing (a read-only dir still gives the clear
+    "cannot write" error of the write that follows).
+    """
+    directory = private_dir(paths.config_dir)
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise HopError(f"cannot open {directory}: {exc.strerror}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def check_bind_needs_password(profile: prof.Profile, hashed: str | None) -> None:

@@ -234,24 +234,18 @@ def _job_end(job_id: str) -> float | None:
     return None
 
 
-def prune_stale(paths: Paths, host: str) -> None:
-    """Remove records of launchers on this host whose process is gone (a SIGKILLed launcher leaves one)."""
+def prune_stale(paths: Paths, host: str, err: IO[str]) -> None:
+    """Remove records of launchers on this host that are gone (a SIGKILLed launcher leaves one), and stop the
+    server such a launcher orphaned: once its record is gone, nothing would ever find or stop it."""
+    from jupyter_hop import inventory
+
     for path, record in records.all_records(paths):
         if record is None or record.kind == "job" or record.host != host:
             continue
-        if not _alive(record.pid):
-            with contextlib.suppress(OSError):
-                path.unlink()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        if not inventory.launcher_alive(record):
+            done = inventory.remove_stale(paths, path, record)
+            if done:
+                err.write(f"jupyter-hop: {record.key} was stale (launcher pid {record.pid} is gone): {done}\n")
 
 
 @dataclass
@@ -278,9 +272,9 @@ def run(paths: Paths, profile: Profile, *, out: IO[str], err: IO[str]) -> int:
     config = serverconfig.write(paths, profile)
     where = placement(profile, os.environ)
     address = node_address(socket.gethostname()) if profile.server.bind == "node" else "127.0.0.1"
+    prune_stale(paths, where.host, err)  # first: an orphaned server may hold the fixed port
     if profile.server.port:
         check_port_free(address, profile.server.port)
-    prune_stale(paths, where.host)
     runtime_dir = Path(tempfile.mkdtemp(prefix="launch-", dir=private_dir(paths.runtime_base)))
     try:
         sock = runtime_dir / "jupyter.sock"
@@ -385,9 +379,13 @@ def _serve(paths: Paths, plan: Plan, record: Record, launch: Launch, stopper: St
     """Publish the record and the instructions, then wait for the server to stop."""
     from jupyter_hop import instructions
 
-    with records.locked(paths):
-        record.local_port, port_note = choose_local_port(paths, record.local_port)
-        records.write(paths, record)
+    try:
+        with records.locked(paths):
+            record.local_port, port_note = choose_local_port(paths, record.local_port)
+            records.write(paths, record)
+    except HopError:
+        _finish(launch)  # without its record nobody could find or stop this server
+        raise
     try:
         text = instructions.render(
             record, style=plan.profile.ssh.style, show_secret=out.isatty(), local_port_note=port_note

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jupyter_hop.errors import HopError
 from jupyter_hop.fsutil import atomic_write
 from jupyter_hop.paths import Paths
 
@@ -79,7 +80,11 @@ def locked(paths: Paths) -> Iterator[None]:
     """Serialise read-then-write of records (launches that become ready together must not pick one local port)."""
     from jupyter_hop.fsutil import private_dir
 
-    fd = os.open(private_dir(paths.records_dir) / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
+    lock = private_dir(paths.records_dir) / ".lock"
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)
+    except OSError as exc:  # a read-only or full state dir: say which file, without a traceback
+        raise HopError(f"cannot write {lock}: {exc.strerror}") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

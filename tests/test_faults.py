@@ -1,0 +1,380 @@
+"""Injected faults, run as the test user: a SIGKILLed launcher, a full disk, read-only state, racing writers.
+
+Faults covered elsewhere (not repeated here): the server SIGKILLed under a foreground launcher
+(tests/test_launcher.py::test_server_killed_makes_launcher_fail_with_log_tail), a read-only config dir for
+init/password as root (tests/test_bad_input.py read-only-* cases), unit restart after a crash (systemd tests)
+and cancelled or timed-out jobs (Slurm tests).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from lab.hoptree import snapshot
+from lab.launch import hop, init_profile, pid_alive, start_launcher
+from lab.user import TestUser
+
+pytestmark = pytest.mark.lab
+
+NO_SPACE = "No space left on device"
+
+
+def hop_dir(env: dict[str, str], kind: str) -> Path:
+    return Path(env[f"XDG_{kind.upper()}_HOME"]) / "jupyter-hop"
+
+
+def records(env: dict[str, str]) -> list[dict[str, object]]:
+    return [json.loads(p.read_text()) for p in sorted((hop_dir(env, "state") / "records").glob("*.json"))]
+
+
+def wait_until(predicate, timeout: float = 20, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what} not met within {timeout} s"
+        time.sleep(0.02)
+
+
+def user_processes(user: TestUser, needle: str) -> list[int]:
+    """Pids of the user's processes whose command line contains `needle`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if entry.stat().st_uid != user.uid:
+                continue
+            if needle in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                found.append(int(entry.name))
+    return found
+
+
+def no_server_left(user: TestUser, config: str) -> None:
+    """Wait until no process of the user runs with `config`; kill any that do, then fail (never leak one)."""
+    try:
+        wait_until(lambda: not user_processes(user, config), 15, "no server left running")
+    except AssertionError:
+        for pid in user_processes(user, config):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        raise
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("jupyter-hop: error:")]
+
+
+def assert_clean_failure(result: subprocess.CompletedProcess[str], *needles: str, only_line: bool = True) -> str:
+    """Non-zero exit, no traceback, exactly one error line naming `needles`; returns that line."""
+    assert result.returncode != 0, result
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = error_lines(result.stderr)
+    assert len(lines) == 1, result.stderr
+    if only_line:
+        assert result.stderr.strip() == lines[0], f"more than the error line on stderr:\n{result.stderr}"
+    for needle in needles:
+        assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+# --- a full disk ------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def small_tmpfs(path: Path, user: TestUser, size: str = "1m") -> Iterator[Path]:
+    """A tiny tmpfs at `path` owned by the user, unmounted afterwards (lazily, in case something holds it)."""
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700,uid={user.uid},gid={user.gid}", "hop-fault", str(path)],
+        check=True,
+    )
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(directory: Path) -> Path:
+    """Fill the file system of `directory` until not one more byte fits; returns the filler file."""
+    filler = directory / "filler"
+    with filler.open("ab", buffering=0) as handle:
+        for chunk in (1 << 16, 1 << 12, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    handle.write(b"\0" * chunk)
+    with filler.open("ab", buffering=0) as handle:
+        try:
+            handle.write(b"\0")
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+        else:
+            raise AssertionError(f"{directory} is not full")
+    return filler
+
+
+@pytest.fixture
+def full_config(test_user: TestUser, user_home: dict[str, str]) -> Iterator[dict[str, str]]:
+    """user_home whose XDG_CONFIG_HOME is a small tmpfs; the test fills it when it is ready."""
+    # Beside user_home's dirs: every directory above them is traversable by the user.
+    with small_tmpfs(Path(user_home["WORK_DIR"]).parent / "config-fs", test_user) as mount:
+        yield {**user_home, "XDG_CONFIG_HOME": str(mount)}
+
+
+@pytest.fixture
+def full_state(test_user: TestUser, user_home: dict[str, str]) -> Iterator[dict[str, str]]:
+    with small_tmpfs(Path(user_home["WORK_DIR"]).parent / "state-fs", test_user) as mount:
+        yield {**user_home, "XDG_STATE_HOME": str(mount)}
+
+
+@pytest.mark.parametrize(
+    "args,stdin",
+    [
+        (["init", "p", "--local-port", "9999", "--app", "lab"], None),
+        (["init", "p", "--password-stdin"], "another password\n"),
+        (["password", "p", "--password-stdin"], "another password\n"),
+        (["init", "q", "--no-password", "--root-dir", "/tmp"], None),
+    ],
+    ids=["init-update", "init-new-password", "password", "init-new-profile"],
+)
+def test_disk_full_keeps_old_files(
+    test_user: TestUser, full_config: dict[str, str], args: list[str], stdin: str | None
+) -> None:
+    init_profile(test_user, full_config, "p", "--app", "server")
+    base = Path(full_config["XDG_CONFIG_HOME"])
+    fill(base)
+    before = snapshot(base)
+    result = hop(test_user, full_config, *args, stdin=stdin)
+    assert_clean_failure(result, NO_SPACE)
+    assert snapshot(base) == before, "a file changed although the write failed"
+    assert "another password" not in result.stderr
+
+
+def test_disk_full_run_cannot_write_config(test_user: TestUser, full_config: dict[str, str]) -> None:
+    """`run` regenerates the server config; with no space it fails before starting anything."""
+    init_profile(test_user, full_config, "p", "--app", "server")
+    base = Path(full_config["XDG_CONFIG_HOME"])
+    profile = base / "jupyter-hop" / "profiles" / "p.toml"
+    # The user edited the profile by hand, so the config must be rewritten by the next run.
+    text = profile.read_text()
+    assert "\nidle_timeout = 0 " in text
+    profile.write_text(text.replace("\nidle_timeout = 0 ", "\nidle_timeout = 3600 ", 1))
+    fill(base)
+    before = snapshot(base)
+    result = hop(test_user, full_config, "run", "p")
+    assert_clean_failure(result, NO_SPACE, "jupyter_server_config.py")
+    assert snapshot(base) == before
+    assert records(full_config) == []
+
+
+def test_disk_full_run_cannot_write_record(test_user: TestUser, full_state: dict[str, str]) -> None:
+    """The record is written once the server answers: a full state dir must stop that server, not orphan it."""
+    init_profile(test_user, full_state, "p", "--app", "server")
+    state = Path(full_state["XDG_STATE_HOME"])
+    filler = fill(state)
+    config = str(hop_dir(full_state, "config") / "servers" / "p" / "jupyter_server_config.py")
+    result = hop(test_user, full_state, "run", "p", timeout=90)
+    assert_clean_failure(result, NO_SPACE, "records", only_line=False)
+    # Empty dirs and the lock file need no data blocks, so they may appear; no record, no temp file.
+    left = {str(p.relative_to(state)) for p in state.rglob("*")} - {"jupyter-hop", "jupyter-hop/records"}
+    assert left <= {filler.name, "jupyter-hop/records/.lock"}, left
+    no_server_left(test_user, config)
+
+
+def read_only_prefix(target: Path) -> list[str]:
+    """argv prefix: run in a private mount namespace where `target` is a read-only bind mount."""
+    script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" "$1" && shift && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", str(target)]
+
+
+def run_with_prefix(
+    user: TestUser, env: dict[str, str], prefix: list[str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    argv = [*prefix, *user.argv(["jupyter-hop", *args], env)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=90, cwd=str(user.home))
+
+
+@pytest.mark.parametrize("used", [False, True], ids=["fresh", "used"])
+def test_read_only_state_dir_run(test_user: TestUser, user_home: dict[str, str], used: bool) -> None:
+    init_profile(test_user, user_home, "p", "--app", "server")
+    state = Path(user_home["XDG_STATE_HOME"])
+    if used:  # an earlier run left the records dir and its lock file
+        made = test_user.run(["sh", "-c", 'umask 077 && mkdir -p "$1" && : > "$1/.lock"', "sh",
+                              str(hop_dir(user_home, "state") / "records")])
+        assert made.returncode == 0, made.stderr
+    before = snapshot(state)
+    config = str(hop_dir(user_home, "config") / "servers" / "p" / "jupyter_server_config.py")
+    result = run_with_prefix(test_user, user_home, read_only_prefix(state), "run", "p")
+    assert_clean_failure(result, "Read-only file system", "records", only_line=False)
+    assert snapshot(state) == before
+    no_server_left(test_user, config)
+
+
+def test_unwritable_state_dir_run(test_user: TestUser, user_home: dict[str, str]) -> None:
+    """A state dir the user cannot write to (0500): checked as the user, whom the mode binds (root it does not)."""
+    init_profile(test_user, user_home, "p", "--app", "server")
+    state = Path(user_home["XDG_STATE_HOME"])
+    state.chmod(0o500)
+    try:
+        config = str(hop_dir(user_home, "config") / "servers" / "p" / "jupyter_server_config.py")
+        result = hop(test_user, user_home, "run", "p", timeout=90)
+        assert_clean_failure(result, "Permission denied", str(state), only_line=False)
+        assert list(state.iterdir()) == []
+        no_server_left(test_user, config)
+    finally:
+        state.chmod(0o700)
+
+
+def test_unwritable_config_dir_init(test_user: TestUser, user_home: dict[str, str]) -> None:
+    config = Path(user_home["XDG_CONFIG_HOME"])
+    init_profile(test_user, user_home, "p", "--app", "server")
+    profile = hop_dir(user_home, "config") / "profiles" / "p.toml"
+    old = profile.read_bytes()
+    # 0500 on the dirs that hold the files: the user cannot create the temp file beside them.
+    dirs = [hop_dir(user_home, "config") / "profiles", hop_dir(user_home, "config") / "servers" / "p"]
+    for directory in dirs:
+        directory.chmod(0o500)
+    try:
+        before = snapshot(config)
+        result = hop(test_user, user_home, "init", "p", "--local-port", "9999")
+        if result.returncode == 0:
+            # private_dir makes the user's own dirs 0700 again, which is a repair, not a failure.
+            assert all(d.stat().st_mode & 0o777 == 0o700 for d in dirs)
+            assert "local_port = 9999" in profile.read_text()
+        else:
+            assert_clean_failure(result, "Permission denied")
+            assert snapshot(config) == before
+            assert profile.read_bytes() == old
+    finally:
+        for directory in dirs:
+            directory.chmod(0o700)
+
+
+# --- a SIGKILLed launcher -----------------------------------------------------------------------------------
+
+
+def test_sigkilled_launcher_record_and_orphan_cleaned_by_next_run(
+    test_user: TestUser, user_home: dict[str, str]
+) -> None:
+    """`run` of the same profile finds the stale record, says so, removes it and stops the orphaned server.
+
+    `jupyter hop list` and `stop` do the same: tests/test_inventory.py (stale record tests).
+    """
+    init_profile(test_user, user_home, "p", "--app", "server")
+    launcher = start_launcher(test_user, user_home, "p")
+    second = None
+    try:
+        launcher.wait_ready()
+        (stale,) = records(user_home)
+        os.kill(launcher.process.pid, signal.SIGKILL)
+        launcher.wait()
+        server_pid = int(stale["server_pid"])  # type: ignore[call-overload]
+        assert [r["pid"] for r in records(user_home)] == [launcher.process.pid]
+        second = start_launcher(test_user, user_home, "p")
+        second.wait_ready()
+        assert [r["pid"] for r in records(user_home)] == [second.process.pid]
+        notes = [line for line in second.err.splitlines() if "was stale" in line]
+        assert notes == [
+            f"jupyter-hop: {stale['host']}-{launcher.process.pid} was stale (launcher pid {launcher.process.pid} "
+            f"is gone): record removed; its orphaned server (pid {server_pid}) sent SIGTERM"
+        ], second.err
+        wait_until(lambda: not pid_alive(server_pid), 20, "the orphaned server stops")
+    finally:
+        launcher.stop()
+        if second:
+            second.stop()
+        # Never leak a server, even when the test failed (killed only if it is still this profile's server).
+        config = str(hop_dir(user_home, "config") / "servers" / "p" / "jupyter_server_config.py")
+        for pid in user_processes(test_user, config):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+# --- racing writers -----------------------------------------------------------------------------------------
+
+ROUNDS = 12
+
+
+def check_consistent(env: dict[str, str], name: str, passwords: tuple[str, str]) -> str:
+    """Profile, password hash and config load, agree with each other, and the hash is one of the two passwords."""
+    import tomllib
+
+    from jupyter_hop import password as pw
+    from jupyter_hop import profile as prof
+    from jupyter_hop import serverconfig
+    from jupyter_hop.paths import Paths
+
+    paths = Paths.from_env(env)
+    tomllib.loads(paths.profile_file(name).read_text())
+    profile = prof.load(paths, name)
+    hashed = serverconfig.read_hash(paths, name)
+    assert hashed is not None
+    config = paths.server_config(name).read_text()
+    compile(config, str(paths.server_config(name)), "exec")
+    assert config == serverconfig.render(profile, hashed, serverconfig.resolved_root(profile)), (
+        "the server config does not match the profile and password file next to it"
+    )
+    matches = [p for p in passwords if pw.verify(hashed, p)]
+    assert len(matches) == 1, "the hash verifies with neither password"
+    return matches[0]
+
+
+def race(
+    user: TestUser, env: dict[str, str], commands: list[tuple[list[str], str]]
+) -> list[subprocess.CompletedProcess[str]]:
+    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    procs = [user.popen(["jupyter-hop", *args], env, **pipes) for args, _ in commands]
+    # Hand both their input only once both are up, so their writes land close together.
+    for proc, (_, stdin) in zip(procs, commands, strict=True):
+        assert proc.stdin is not None
+        proc.stdin.write(stdin)
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.stdin = None  # so communicate() does not flush the closed pipe
+    results = []
+    outs = [p.communicate(timeout=120) for p in procs]
+    for p, (args, _), (out, err) in zip(procs, commands, outs, strict=True):
+        results.append(subprocess.CompletedProcess(args, p.returncode, out, err))
+    return results
+
+
+def test_two_inits_race(test_user: TestUser, user_home: dict[str, str]) -> None:
+    passwords = ("first-Pw-1", "second-Pw-2")
+    work = user_home["WORK_DIR"]
+    winners = set()
+    for round_ in range(ROUNDS):
+        name = f"r{round_}"
+        init_profile(test_user, user_home, name, "--app", "server")
+        results = race(test_user, user_home, [
+            (["init", name, "--password-stdin", "--root-dir", work, "--app", "lab", "--local-port", "9001"],
+             passwords[0] + "\n"),
+            (["init", name, "--password-stdin", "--root-dir", "/tmp", "--port", "0", "--local-port", "9002"],
+             passwords[1] + "\n"),
+        ])
+        for result in results:
+            assert result.returncode == 0, result.stderr
+        winners.add(check_consistent(user_home, name, passwords))
+    print(f"{ROUNDS} init races, final password from: {sorted(winners)}")
+
+
+def test_two_passwords_race(test_user: TestUser, user_home: dict[str, str]) -> None:
+    passwords = ("first-Pw-1", "second-Pw-2")
+    init_profile(test_user, user_home, "p", "--app", "server")
+    winners = set()
+    for _ in range(ROUNDS):
+        results = race(test_user, user_home, [
+            (["password", "p", "--password-stdin"], passwords[0] + "\n"),
+            (["password", "p", "--password-stdin"], passwords[1] + "\n"),
+        ])
+        for result in results:
+            assert result.returncode == 0, result.stderr
+        winners.add(check_consistent(user_home, "p", passwords))
+    print(f"{ROUNDS} password races, final password from: {sorted(winners)}")
