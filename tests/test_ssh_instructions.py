@@ -1,5 +1,5 @@
-"""Every tunnel shape the instructions can print, run verbatim from the laptop through the real ssh lab, then a
-password login through the tunnel."""
+"""Every tunnel shape the instructions can print, run verbatim from the laptop through the real ssh lab (a launcher
+on login for the workstation forms, a real Slurm job on compute for the double hop), then a password login."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 from lab import http_login
 from lab.launch import Launcher, init_profile, start_launcher
 from lab.sshlab import SshLab, free_port
+from lab.sshslurm import SshSlurm
 from lab.user import TestUser
 
 from jupyter_hop import instructions
@@ -36,7 +37,7 @@ URL_RE = re.compile(r"^Then open (http://localhost:(\d+)/\S*)", re.MULTILINE)
 class Running:
     """A launcher in a lab namespace, what it printed and the record it wrote."""
 
-    launcher: Launcher
+    launcher: Launcher | None  # None for a Slurm job
     printed: str
     record: Record
 
@@ -128,11 +129,6 @@ def run_config_form(lab: SshLab, printed: str, local_port: int, config: Path) ->
     return block.group(1), tunnel.group(1)
 
 
-def as_job(record: Record, login_host: str = "login") -> Record:
-    """The record a Slurm job on compute writes for this same server: login_host set (see the report)."""
-    return dataclasses.replace(record, kind="job", job_id="4242", login_host=login_host, ssh_host="")
-
-
 # --------------------------------------------------------------------------- workstation: laptop -> login
 
 
@@ -165,48 +161,75 @@ def test_workstation_config_block(
         run_config_form(ssh_lab, run.printed, run.record.local_port, ssh_config)
 
 
-# --------------------------------------------------------------------------- double hop: laptop -> login -> compute
+# --------------------------------------------------------------------------- double hop: a Slurm job on compute
+
+
+@contextmanager
+def submitted(slurm: SshSlurm, env: dict[str, str], name: str) -> Iterator[Running]:
+    """`jupyter-hop slurm submit NAME` as the user on login, as a user types it; the job runs on compute."""
+    result = slurm.on_login(["jupyter-hop", "slurm", "submit", name], env, timeout=240)
+    match = re.search(r"Slurm job (\d+)", result.stderr + result.stdout)
+    assert match, (result.stdout, result.stderr)
+    job_id = match.group(1)
+    try:
+        assert result.returncode == 0, result.stderr
+        path = Path(env["XDG_STATE_HOME"]) / "jupyter-hop" / "records" / f"job-{job_id}.json"
+        record = Record.from_dict(json.loads(path.read_text()))
+        yield Running(None, result.stdout, record)
+    finally:
+        assert slurm.cancel(job_id) in ("CANCELLED", "COMPLETED"), slurm.job_state(job_id)
+
+
+def job_profile(lab: SshLab, env: dict[str, str], name: str, bind: str, *args: str) -> None:
+    init_profile(lab.user, env, name, "--app", "server", "--bind", bind, "--local-port", str(free_port()),
+                 *args, password=PASSWORD)
 
 
 @pytest.mark.parametrize("bind", BINDS)
-def test_double_hop_command(ssh_lab: SshLab, user_home: dict[str, str], bind: str) -> None:
-    with launched(ssh_lab, "compute", user_home, bind) as run:
+def test_job_command(ssh_lab: SshLab, ssh_slurm: SshSlurm, user_home: dict[str, str], bind: str) -> None:
+    """The login node comes from the job (SLURM_SUBMIT_HOST), not from the profile."""
+    job_profile(ssh_lab, user_home, "job", bind)
+    with submitted(ssh_slurm, user_home, "job") as run:
         rec = run.record
-        assert rec.host == "compute"
+        assert (rec.kind, rec.host, rec.login_host) == ("job", "compute", "login")
         if bind == "node":
             assert rec.address == ssh_lab.addresses["compute"]
-        job = as_job(rec)
-        printed = instructions.render(job)
-        command = run_command_form(ssh_lab, printed, rec.local_port)
+        command = run_command_form(ssh_lab, run.printed, rec.local_port)
         expected = {
             "localhost": f"ssh -N -J hoptest@login -L {rec.local_port}:localhost:{rec.port} hoptest@compute",
             "socket": f"ssh -N -J hoptest@login -L {rec.local_port}:{rec.sock} hoptest@compute",
             "node": f"ssh -N -L {rec.local_port}:compute:{rec.port} hoptest@login",
         }[bind]
         assert command == expected
-        # without an ssh user the shapes name bare hosts, and they work for the same user on the laptop
-        bare = run_command_form(ssh_lab, instructions.render(dataclasses.replace(job, ssh_user="")), rec.local_port)
-        assert "@" not in bare
+        if bind == "socket":  # the helper's Unix-socket path, straight to the server (root may connect)
+            assert http_login.login(socket_path=rec.sock, password=PASSWORD) == 200
+        # the launcher always names the user; without one the shapes name bare hosts and work the same
+        bare = instructions.render(dataclasses.replace(rec, ssh_user=""))
+        assert "@" not in run_command_form(ssh_lab, bare, rec.local_port)
 
 
 @pytest.mark.parametrize("bind", BINDS)
-def test_double_hop_config_block(
-    ssh_lab: SshLab, user_home: dict[str, str], ssh_config: Path, bind: str
+def test_job_config_block(
+    ssh_lab: SshLab, ssh_slurm: SshSlurm, user_home: dict[str, str], ssh_config: Path, bind: str
 ) -> None:
-    with launched(ssh_lab, "compute", user_home, bind) as run:
-        printed = instructions.render(as_job(run.record), style="config")
-        run_config_form(ssh_lab, printed, run.record.local_port, ssh_config)
+    """ssh.style = "config", and the login node named in the profile (--login-host)."""
+    job_profile(ssh_lab, user_home, "job", bind, "--login-host", "login")
+    set_style(user_home, "job", "config")
+    with submitted(ssh_slurm, user_home, "job") as run:
+        assert run.record.login_host == "login"
+        run_config_form(ssh_lab, run.printed, run.record.local_port, ssh_config)
 
 
-def test_config_block_pasted_for_two_launches(
-    ssh_lab: SshLab, user_home: dict[str, str], ssh_config: Path
+def test_config_block_pasted_for_two_jobs(
+    ssh_lab: SshLab, ssh_slurm: SshSlurm, user_home: dict[str, str], ssh_config: Path
 ) -> None:
-    """The same profile launched again (same laptop port, another server port), its block pasted after the first
+    """The same profile submitted again (same laptop port, another server port), its block pasted after the first
     one's: the new block must reach the new server."""
-    for attempt in range(2):
-        with launched(ssh_lab, "compute", user_home, "localhost", init=attempt == 0) as run:
-            printed = instructions.render(as_job(run.record), style="config")
-            run_config_form(ssh_lab, printed, run.record.local_port, ssh_config)
+    job_profile(ssh_lab, user_home, "job", "localhost")
+    set_style(user_home, "job", "config")
+    for _ in range(2):
+        with submitted(ssh_slurm, user_home, "job") as run:
+            run_config_form(ssh_lab, run.printed, run.record.local_port, ssh_config)
     assert ssh_config.read_text().count("Host ") == 2
     assert os.stat(ssh_config).st_uid == ssh_lab.user.uid
 

@@ -44,7 +44,7 @@ class SshLab:
     """What tests need: the hosts, how to run things as the test user in them, and tunnels from the laptop."""
 
     user: TestUser
-    addresses: Mapping[str, str]  # laptop, login, compute -> IPv4 address
+    addresses: Mapping[str, str]  # laptop, login, login-back (login's side towards compute), compute -> IPv4
     compute_subnet: str
     setup_seconds: float
 
@@ -346,7 +346,7 @@ def build(user: TestUser) -> SshLab:
     DROPIN.chmod(0o644)
     for ns in NAMESPACES:
         _wait_sshd(ns, addrs[ns])
-    public = {k: addrs[k] for k in ("laptop", LOGIN, COMPUTE)}
+    public = {k: addrs[k] for k in ("laptop", LOGIN, "login-back", COMPUTE)}
     return SshLab(user, public, back, time.monotonic() - started)
 
 
@@ -390,7 +390,9 @@ def _load_existing(user: TestUser) -> SshLab:
     laptop = _sh("ip", "-4", "-o", "addr", "show", "dev", VETHS[0]).stdout.split()[3].split("/")[0]
     back = str(ipaddress.ip_interface(
         _sh("ip", "-n", COMPUTE, "-4", "-o", "addr", "show", "dev", VETHS[3]).stdout.split()[3]).network)
-    return SshLab(user, {"laptop": laptop, LOGIN: addrs[LOGIN], COMPUTE: addrs[COMPUTE]}, back, 0.0)
+    login_back = _sh("ip", "-n", LOGIN, "-4", "-o", "addr", "show", "dev", VETHS[2]).stdout.split()[3].split("/")[0]
+    public = {"laptop": laptop, LOGIN: addrs[LOGIN], "login-back": login_back, COMPUTE: addrs[COMPUTE]}
+    return SshLab(user, public, back, 0.0)
 
 
 @pytest.fixture(scope="session")
