@@ -1,0 +1,155 @@
+"""`list` and `stop` across all three kinds at once: a foreground run, a real systemd user unit and real Slurm
+jobs of the test user, reconciled in one view, then each stopped the right way."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from lab.launch import init_profile, port_open, start_launcher
+from lab.slurmlab import SlurmLab
+from lab.systemdlab import UserManager
+from lab.user import TestUser
+
+pytestmark = pytest.mark.lab
+
+
+def hop(manager: UserManager, env: dict[str, str], *args: str, stdin: str | None = None,
+        timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """jupyter-hop as the test user inside the user manager's mount namespace (where systemctl --user works)."""
+    return manager.run(["jupyter-hop", *args], env, input=stdin, timeout=timeout)
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    return result.stdout
+
+
+def listing(manager: UserManager, env: dict[str, str]) -> dict[str, object]:
+    return json.loads(ok(hop(manager, env, "list", "--json")))
+
+
+def rows_by_kind(data: dict[str, object]) -> dict[str, dict[str, object]]:
+    rows = data["servers"]
+    assert isinstance(rows, list)
+    by_kind = {row["kind"]: row for row in rows}
+    assert len(by_kind) == len(rows), rows
+    return by_kind
+
+
+def set_extra_directives(env: dict[str, str], name: str, directives: list[str]) -> None:
+    path = Path(env["XDG_CONFIG_HOME"]) / "jupyter-hop" / "profiles" / f"{name}.toml"
+    text = path.read_text()
+    assert "extra_directives = []" in text
+    path.write_text(text.replace("extra_directives = []", f"extra_directives = {json.dumps(directives)}", 1))
+
+
+@pytest.fixture
+def env(unit_env: dict[str, str], slurm_lab: SlurmLab) -> dict[str, str]:
+    return {**unit_env, **slurm_lab.env()}
+
+
+def test_one_of_each_listed_then_stopped(test_user: TestUser, user_manager: UserManager, slurm_lab: SlurmLab,
+                                         env: dict[str, str]) -> None:
+    for name in ("fg", "svc", "nb", "later"):
+        init_profile(test_user, env, name, "--app", "server")
+    # A job that stays pending (it may not start for an hour) shows the pending state and its reason.
+    set_extra_directives(env, "later", ["--begin=now+3600"])
+    launcher = start_launcher(test_user, env, "fg")
+    job_ids: list[str] = []
+    try:
+        launcher.wait_ready()
+        ok(hop(user_manager, env, "systemd", "install", "svc"))
+        ok(hop(user_manager, env, "systemd", "start", "svc"))
+        submitted = ok(hop(user_manager, env, "slurm", "submit", "nb"))
+        job_ids.append(re.search(r"Slurm job (\d+)", submitted).group(1))  # type: ignore[union-attr]
+        pending = ok(hop(user_manager, env, "slurm", "submit", "later", "--no-wait"))
+        job_ids.append(re.search(r"Slurm job (\d+)", pending).group(1))  # type: ignore[union-attr]
+        job, later = job_ids
+
+        data = listing(user_manager, env)
+        assert data["sources"] == {"records": "ok", "systemd": "ok", "slurm": "ok"}
+        rows = {row["key"]: row for row in data["servers"]}  # type: ignore[union-attr, index]
+        key = f"{socket.gethostname()}-{launcher.process.pid}"
+        assert set(rows) == {key, "svc", job, later}
+        host = socket.gethostname()
+        run, unit, ready_job, pending_job = rows[key], rows["svc"], rows[job], rows[later]
+        assert (run["kind"], run["state"], run["host"], run["profile"]) == ("run", "ready", host, "fg")
+        assert (unit["kind"], unit["state"], unit["host"], unit["unit"]) == ("unit", "ready", host,
+                                                                          "jupyter-hop-svc.service")
+        assert (ready_job["kind"], ready_job["state"], ready_job["host"], ready_job["profile"]) == (
+            "job", "ready", slurm_lab.host, "nb")
+        assert (pending_job["kind"], pending_job["state"], pending_job["profile"]) == ("job", "pending", "later")
+        assert pending_job["note"] == "BeginTime" and pending_job["endpoint"] == ""
+        for row in (run, unit, ready_job):
+            assert re.fullmatch(r"127\.0\.0\.1:\d+", str(row["endpoint"])), row
+            assert port_open("127.0.0.1", int(row["port"])), row  # type: ignore[call-overload]
+            assert 0 <= float(row["age"]) < 600  # type: ignore[arg-type]
+        # Jobs have a time limit (the profile's 04:00:00); runs and units do not.
+        assert 3 * 3600 < float(ready_job["time_left"]) <= 4 * 3600  # type: ignore[arg-type]
+        assert run["time_left"] is None and unit["time_left"] is None
+
+        text = ok(hop(user_manager, env, "list"))
+        lines = {line.split()[0]: line.split() for line in text.splitlines()[1:]}
+        assert lines[key][1:4] == ["fg", "run", "ready"]
+        assert lines["svc"][1:4] == ["svc", "unit", "ready"]
+        assert lines[job][1:4] == ["nb", "job", "ready"] and re.fullmatch(r"3h\d\dm", lines[job][7])
+        assert lines[later][1:4] == ["later", "job", "pending"] and lines[later][-1] == "BeginTime"
+
+        ports = {k: int(rows[k]["port"]) for k in (key, "svc", job)}  # type: ignore[call-overload]
+        said = ok(hop(user_manager, env, "stop", "svc"))
+        assert said.startswith("Stopped systemd user unit svc (profile svc) in ")
+        assert "systemctl --user stop jupyter-hop-svc.service" in said
+        assert user_manager.systemctl("is-active", "jupyter-hop-svc.service").stdout.strip() == "inactive"
+        said = ok(hop(user_manager, env, "stop", job))
+        assert said.startswith(f"Stopped Slurm job {job} (profile nb) in ") and f"scancel {job}" in said
+        assert job not in slurm_lab.queue()
+        said = ok(hop(user_manager, env, "stop", later))
+        assert later not in slurm_lab.queue()
+        said = ok(hop(user_manager, env, "stop", key))
+        assert said.startswith(f"Stopped foreground run {key} (profile fg) in ")
+        assert launcher.process.poll() == 0
+        for port in ports.values():
+            assert not port_open("127.0.0.1", port)
+        assert listing(user_manager, env)["servers"] == []
+        assert ok(hop(user_manager, env, "list")) == "No servers.\n"
+        # The installed unit is still there, stopped: `--all` shows it.
+        everything = json.loads(ok(hop(user_manager, env, "list", "--json", "--all")))
+        assert [(r["key"], r["state"]) for r in everything["servers"]] == [("svc", "stopped")]  # type: ignore[index, union-attr]
+        records = Path(env["XDG_STATE_HOME"]) / "jupyter-hop" / "records"
+        assert list(records.glob("*.json")) == []
+    finally:
+        launcher.stop()
+        if job_ids:
+            slurm_lab.run("scancel", *job_ids)
+
+
+def test_stale_job_and_unit_records_are_cleaned(test_user: TestUser, user_manager: UserManager,
+                                                slurm_lab: SlurmLab, env: dict[str, str]) -> None:
+    records = Path(env["XDG_STATE_HOME"]) / "jupyter-hop" / "records"
+    init_profile(test_user, env, "p", "--app", "server")
+    ok(hop(user_manager, env, "config", "p"))
+    base = {"profile": "p", "bind": "localhost", "address": "127.0.0.1", "port": 40001, "sock": "",
+            "base_url": "/", "app": "server", "server_pid": 0, "started": time.time() - 60, "local_port": 8888}
+    stale = {
+        "job-999999.json": {**base, "kind": "job", "host": "somenode", "pid": 0, "job_id": "999999"},
+        "unit-p.json": {**base, "kind": "unit", "host": socket.gethostname(), "pid": 999999,
+                        "unit": "jupyter-hop-p.service"},
+    }
+    records.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for name, data in stale.items():
+        (records / name).write_text(json.dumps(data))
+    subprocess.run(["chown", "-R", f"{test_user.uid}:{test_user.gid}", str(records.parent)], check=True)
+    data = listing(user_manager, env)
+    states = {(r["kind"], r["key"]): (r["state"], r["cleaned"]) for r in data["servers"]}  # type: ignore[index, union-attr]
+    assert states == {("job", "999999"): ("stale", True), ("unit", "p"): ("stale", True)}
+    notes = {r["kind"]: r["note"] for r in data["servers"]}  # type: ignore[index, union-attr]
+    assert notes["job"].startswith("job 999999 is no longer in the queue")
+    assert notes["unit"].startswith("launcher pid 999999 is gone")
+    assert list(records.glob("*.json")) == []
+    assert listing(user_manager, env)["servers"] == []
