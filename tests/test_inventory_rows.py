@@ -1,0 +1,86 @@
+"""Pure parts of `list`: how unit and job states map to rows, durations, the table and the JSON shape."""
+
+from __future__ import annotations
+
+from jupyter_hop import inventory, slurm
+from jupyter_hop.inventory import Inventory, QueuedJob, Row, UnitState
+from jupyter_hop.records import Record
+
+NOW = 1_800_000_000.0
+
+
+def record(**changes: object) -> Record:
+    base = dict(kind="job", profile="nb", host="c1", bind="localhost", address="127.0.0.1", port=40001, sock="",
+                base_url="/", app="server", pid=77, server_pid=78, started=NOW - 300, local_port=8888,
+                job_id="81234", job_end=NOW + 3600)
+    base.update(changes)
+    return Record(**base)  # type: ignore[arg-type]
+
+
+def unit(active: str, sub: str = "running", result: str = "success") -> UnitState:
+    return UnitState("jupyter-hop-svc.service", "loaded", active, sub, result, 4242, NOW - 60)
+
+
+def test_unit_states() -> None:
+    assert inventory.unit_row(unit("active"), record(kind="unit", job_id="", job_end=None)).state == "ready"
+    no_record = inventory.unit_row(unit("active"), None)
+    assert (no_record.state, no_record.note) == ("ready", "running, but it wrote no record")
+    restarting = inventory.unit_row(unit("activating", "auto-restart"), None)
+    assert (restarting.state, restarting.note) == ("starting", "restarting after a failure")
+    failed = inventory.unit_row(unit("failed", "failed", "exit-code"), None)
+    assert (failed.state, failed.note) == ("failed", "systemd gave up (exit-code)")
+    assert inventory.unit_row(unit("inactive", "dead"), None).state == "stopped"
+    row = inventory.unit_row(unit("active"), record(kind="unit", job_id="", job_end=None))
+    assert (row.key, row.profile, row.port, row.started) == ("svc", "svc", 40001, NOW - 300)
+
+
+def job(state: str, reason: str = "None", node: str = "c1") -> QueuedJob:
+    line = f"81234|{state}|{reason}|{node}|2027-01-15T08:00:00|1:00:00"
+    [parsed] = slurm.parse_squeue(line)
+    return QueuedJob(parsed, "nb", NOW - 400)
+
+
+def test_job_states() -> None:
+    pending = inventory.job_row(job("PENDING", "Priority", ""), None)
+    assert (pending.state, pending.note, pending.ends, pending.profile) == ("pending", "Priority", None, "nb")
+    assert inventory.job_row(job("RUNNING"), None).state == "starting"
+    ready = inventory.job_row(job("RUNNING"), record())
+    assert (ready.state, ready.host, ready.endpoint, ready.started) == ("ready", "c1", "127.0.0.1:40001", NOW - 300)
+    assert ready.ends == slurm.parse_time("2027-01-15T08:00:00")
+    assert inventory.job_row(job("COMPLETING"), None).state == "stopped"
+    assert inventory.job_row(job("OUT_OF_MEMORY"), None).state == "failed"
+
+
+def test_durations() -> None:
+    assert [inventory.duration(s) for s in (None, -3, 0, 59, 60, 3599, 3600, 3725, 86400 + 7200)] == [
+        "-", "0s", "0s", "59s", "1m", "59m", "1h00m", "1h02m", "1d02h"]
+
+
+def test_table_and_json() -> None:
+    rows = [
+        Row("svc", "svc", "unit", "ready", host="ws", port=40001, started=NOW - 125),
+        Row("81234", "nb", "job", "ready", host="c1", sock="/run/user/1/j.sock", started=NOW - 7300,
+            ends=NOW + 3700),
+        Row("ws-77", "fg", "run", "stale", host="ws", port=40002, started=NOW - 10, note="launcher pid 77 is gone"),
+    ]
+    text = inventory.render(Inventory(rows, {}), now=NOW)
+    assert text.splitlines() == [
+        "ID     PROFILE  KIND  STATE  HOST  ENDPOINT            AGE    LEFT   NOTE",
+        "svc    svc      unit  ready  ws    127.0.0.1:40001     2m     -",
+        "81234  nb       job   ready  c1    /run/user/1/j.sock  2h01m  1h01m",
+        "ws-77  fg       run   stale  ws    127.0.0.1:40002     10s    -      launcher pid 77 is gone",
+    ]
+    assert inventory.render(Inventory([], {}), now=NOW) == "No servers.\n"
+    data = inventory.to_json(Inventory(rows, {"records": "ok", "systemd": "absent: x", "slurm": "error: y"}), NOW)
+    assert data["servers"][1]["time_left"] == 3700 and data["servers"][1]["age"] == 7300
+    assert data["servers"][1]["endpoint"] == "/run/user/1/j.sock"
+    assert Inventory(rows, data["sources"]).warnings() == ["slurm: y"]
+
+
+def test_find_by_key_then_profile() -> None:
+    rows = [Row("ws-1", "p", "run", "ready"), Row("ws-2", "p", "run", "ready"), Row("p2", "p2", "unit", "ready")]
+    found = Inventory(rows, {})
+    assert [r.key for r in inventory.find(found, "ws-2")] == ["ws-2"]
+    assert [r.key for r in inventory.find(found, "p")] == ["ws-1", "ws-2"]
+    assert [r.key for r in inventory.find(found, "p2")] == ["p2"]
+    assert inventory.find(found, "nothing") == []
