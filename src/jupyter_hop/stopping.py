@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jupyter_hop import inventory, records
+from jupyter_hop import inventory, liveness, records
 from jupyter_hop.errors import HopError
 from jupyter_hop.paths import Paths
 
@@ -80,13 +80,13 @@ def _wait(done: Callable[[], bool], deadline: float, what: str) -> None:
 
 
 def _stop_run(row: inventory.Row, result: Stopped, deadline: float) -> None:
-    if not inventory.is_this_host(row.host):
+    if not liveness.is_this_host(row.host):
         raise HopError(
-            f"{row.key} runs on {row.host}, not on this host ({inventory.this_host()}): "
+            f"{row.key} runs on {row.host}, not on this host ({liveness.this_host()}): "
             f"log in to {row.host} and run `jupyter hop stop {row.key}` there"
         )
     record = records.read(Path(row.record))
-    if record is None or not inventory.launcher_alive(record):
+    if record is None or not liveness.launcher_alive(record):
         raise HopError(f"{row.key} stopped meanwhile; `jupyter hop list` shows what runs")
     # The launcher turns SIGTERM into a clean stop of Jupyter and removes its record.
     try:
@@ -96,14 +96,14 @@ def _stop_run(row: inventory.Row, result: Stopped, deadline: float) -> None:
     except PermissionError as exc:
         raise HopError(f"not allowed to signal launcher pid {record.pid} of {row.key}: {exc.strerror}") from exc
     result.actions.append(f"sent SIGTERM to launcher pid {record.pid}")
-    _wait(lambda: not inventory.launcher_alive(record), deadline, f"launcher pid {record.pid} to exit")
+    _wait(lambda: not liveness.launcher_alive(record), deadline, f"launcher pid {record.pid} to exit")
     result.actions.append("the launcher exited")
 
 
 def _stop_unit(paths: Paths, row: inventory.Row, result: Stopped, deadline: float) -> None:
     from jupyter_hop import systemctl, systemd_ops
 
-    if not inventory.is_this_host(row.host):
+    if not liveness.is_this_host(row.host):
         raise HopError(
             f"the unit of {row.key} runs on {row.host}, not on this host: "
             f"log in to {row.host} and run `jupyter hop stop {row.key}` there"
