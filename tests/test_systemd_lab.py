@@ -119,6 +119,16 @@ def run_in_kernel(session: Session, code: str, timeout: float = 60) -> str:
     return asyncio.run(asyncio.wait_for(talk(), timeout))
 
 
+def unit_pids(manager: UserManager, unit: str) -> list[int]:
+    """Every process in the unit's cgroup (name=systemd v1 or unified), as systemd sees them."""
+    cgroup = show(manager, unit, "ControlGroup")["ControlGroup"]
+    for hierarchy in ("unified", "systemd", ""):
+        procs = Path("/sys/fs/cgroup", hierarchy, cgroup.lstrip("/"), "cgroup.procs")
+        if procs.exists() and procs.read_text().strip():
+            return [int(pid) for pid in procs.read_text().split()]
+    return []
+
+
 def test_manager_is_real(user_manager: UserManager) -> None:
     result = user_manager.systemctl("show", "--property=Version", "--property=Environment")
     assert result.returncode == 0 and "Version=252" in result.stdout, result.stdout + result.stderr
@@ -212,7 +222,14 @@ def test_unit_lifecycle(user_manager: UserManager, unit_env: dict[str, str]) -> 
     hashed = (Path(env["XDG_CONFIG_HOME"]) / "jupyter-hop" / "servers" / name / "password").read_text().strip()
     assert PASSWORD not in logs and hashed not in logs
 
+    # the kernel started above belongs to the previous server; start one in this one so stop has kernels to end
+    session = Session(f"http://127.0.0.1:{rec['port']}{rec['base_url']}")
+    assert session.post_login(PASSWORD) == 302
+    assert run_in_kernel(session, "print('hi')") == "hi\n"
+    pids = unit_pids(user_manager, unit)
+    assert len(pids) >= 3, pids  # launcher, server, kernel
     ok(hop(user_manager, env, "systemd", "stop", name))
+    assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()], "processes outlived the stop"
     assert not port_open("127.0.0.1", int(rec["port"]))  # type: ignore[call-overload]
     assert record(env, name) is None
     assert show(user_manager, unit, "ActiveState")["ActiveState"] == "inactive"
@@ -254,8 +271,10 @@ def test_install_never_overwrites_a_different_unit(user_manager: UserManager, un
     assert again.stderr.startswith(f"jupyter-hop: error: {path} differs from the unit jupyter-hop would write now")
     assert f"`jupyter hop systemd install {name} --force`" in again.stderr
     assert path.read_text() == edited
-    warned = hop(user_manager, env, "systemd", "start", "--help")
-    assert warned.returncode == 0
+    started = hop(user_manager, env, "systemd", "start", name)
+    assert ok(started).startswith("Jupyter is ready")
+    assert f"jupyter-hop: warning: {path} does not match the profile any more; " in started.stderr
+    ok(hop(user_manager, env, "systemd", "stop", name))
     ok(hop(user_manager, env, "systemd", "install", name, "--force"))
     assert path.read_text() == ok(hop(user_manager, env, "systemd", "render", name))
     assert "Already installed" in ok(hop(user_manager, env, "systemd", "install", name))
@@ -291,3 +310,26 @@ def test_no_manager_reachable(test_user: TestUser, user_home: dict[str, str], tm
         "log in with ssh or on the console to start one, and `loginctl enable-linger hoptest` to keep it running "
         "after logout\n"
     )
+
+
+def test_unit_without_user_namespaces_still_runs(user_manager: UserManager, unit_env: dict[str, str]) -> None:
+    """The variant for machines without user namespaces (no PrivateUsers=): systemd skips PrivateTmp= and the
+    server still starts and answers."""
+    env, name = unit_env, "nouserns"
+    make_profile(user_manager, env, name)
+    script = (
+        "import sys; from pathlib import Path; from jupyter_hop import systemd, systemd_ops, profile; "
+        "from jupyter_hop.paths import Paths; p = Paths.from_env(); prof = profile.load(p, sys.argv[1]); "
+        "spec = systemd_ops.build(p, prof); "
+        "import dataclasses; spec = dataclasses.replace(spec, private_users=False); "
+        "path = systemd_ops.unit_file(spec.unit); path.write_text(systemd.render(spec))"
+    )
+    ok(user_manager.run(["python", "-c", script, name], env))
+    unit = f"jupyter-hop-{name}.service"
+    assert "PrivateUsers" not in (user_manager.unit_dir / unit).read_text()
+    assert user_manager.systemctl("daemon-reload").returncode == 0
+    out = ok(hop(user_manager, env, "systemd", "start", name))
+    rec = record(env, name)
+    assert rec is not None and answers(rec) and "Jupyter is ready" in out
+    assert show(user_manager, unit, "ActiveState")["ActiveState"] == "active"
+    ok(hop(user_manager, env, "systemd", "uninstall", name))
