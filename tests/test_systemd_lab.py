@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -310,6 +311,18 @@ def test_no_manager_reachable(test_user: TestUser, user_home: dict[str, str], tm
         "log in with ssh or on the console to start one, and `loginctl enable-linger hoptest` to keep it running "
         "after logout\n"
     )
+    # a socket file left by a manager that is gone
+    (empty / "systemd").mkdir()
+    dead = socket.socket(socket.AF_UNIX)
+    dead.bind(str(empty / "systemd" / "private"))
+    dead.close()
+    os.chown(empty / "systemd", test_user.uid, test_user.gid)
+    os.chown(empty / "systemd" / "private", test_user.uid, test_user.gid)
+    result = test_user.run(["jupyter-hop", "systemd", "uninstall", "x"], {**env, "XDG_RUNTIME_DIR": str(empty)})
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        f"jupyter-hop: error: systemctl --user cannot reach your user manager through {empty}/systemd/private: "
+    ) and result.stderr.count("\n") == 1, result.stderr
 
 
 def test_unit_without_user_namespaces_still_runs(user_manager: UserManager, unit_env: dict[str, str]) -> None:

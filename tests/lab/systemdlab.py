@@ -1,10 +1,9 @@
-"""A real `systemd --user` manager for the test user, on a machine whose PID 1 is not systemd.
+"""A real `systemd --user` manager for the test user, on a machine whose PID 1 is not systemd."""
 
-Recipe (see shared notes): cgroup dirs for user@UID.service owned by the user, a private mount namespace with
-a tmpfs on /run/systemd holding an empty /run/systemd/system (systemd's "booted with systemd" marker), then
-`systemd --user` as the user. Commands run inside that mount namespace (nsenter): outside it systemctl sees
-no /run/systemd/system, believes it is offline and edits unit files itself (`enable` then fails).
-"""
+# Recipe (shared notes): cgroup dirs for user@UID.service owned by the user, a private mount namespace with a
+# tmpfs on /run/systemd holding /run/systemd/system (systemd's "booted with systemd" marker), then
+# `systemd --user` as the user. Commands run inside that mount namespace (nsenter): outside it systemctl sees
+# no /run/systemd/system, believes it is offline and edits unit files itself (`enable` then fails).
 
 from __future__ import annotations
 
