@@ -1,0 +1,127 @@
+"""Profiles through the real CLI: updates keep the user's comments, passwords are hashed, values round-trip."""
+
+from __future__ import annotations
+
+import re
+import stat
+from pathlib import Path
+
+import pytest
+from lab.hoptree import HopTree, all_files
+
+from jupyter_hop import password as pw
+from jupyter_hop import profile as prof
+from jupyter_hop.errors import HopError
+from jupyter_hop.paths import Paths
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> HopTree:
+    return HopTree.make(tmp_path)
+
+
+def ok(tree: HopTree, args: list[str], stdin: str | None = None) -> str:
+    done = tree.hop(args, stdin=stdin)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    return done.stdout
+
+
+def stored_hash(tree: HopTree, name: str) -> str:
+    return (tree.server_dir(name) / "password").read_text().strip()
+
+
+def test_init_creates_private_files_and_a_verifiable_hash(tree: HopTree) -> None:
+    out = ok(tree, ["init", "--password-stdin", "--root-dir", str(tree.work)], stdin="pa ss\n")
+    assert "Created profile 'default'" in out
+    hashed = stored_hash(tree, "default")
+    assert hashed.startswith("argon2:$argon2id$")
+    assert pw.verify(hashed, "pa ss") and not pw.verify(hashed, "pa ss\n") and not pw.verify(hashed, "pass")
+    for path in all_files(tree.base / "config"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        assert b"pa ss" not in path.read_bytes()
+
+
+def test_password_stdin_strips_exactly_one_line_ending(tree: HopTree) -> None:
+    ok(tree, ["init", "a", "--password-stdin", "--root-dir", "."], stdin="x y \r\n")
+    assert pw.verify(stored_hash(tree, "a"), "x y ")
+    ok(tree, ["init", "b", "--password-stdin", "--root-dir", "."], stdin="no newline")
+    assert pw.verify(stored_hash(tree, "b"), "no newline")
+
+
+def test_update_keeps_comments_order_and_password(tree: HopTree) -> None:
+    ok(tree, ["init", "p", "--password-stdin", "--root-dir", str(tree.work)], stdin="first\n")
+    path = tree.profile("p")
+    text = path.read_text()
+    text = "# my own notes\n" + text
+    if "[slurm]" in text:  # init writes every section with its defaults
+        text = re.sub(r"(?m)^partition = .*$", 'partition = "gpu"  # the fast one', text)
+        text = text.replace("[slurm]", "[slurm]  # cluster bits")
+    else:
+        text += '\n[slurm]  # cluster bits\npartition = "gpu"  # the fast one\n'
+    path.write_text(text)
+    hashed = stored_hash(tree, "p")
+    ok(tree, ["init", "p", "--local-port", "9999", "--login-host", "login1"])
+    after = path.read_text()
+    for kept in ("# my own notes", "# cluster bits", 'partition = "gpu"  # the fast one'):
+        assert kept in after
+    assert after.index("[server]") < after.index("[slurm]")
+    assert stored_hash(tree, "p") == hashed, "an update without --password-stdin changed the password"
+    loaded = prof.load(Paths.from_env(tree.env()), "p")
+    assert (loaded.server.local_port, loaded.ssh.login_host, loaded.slurm.partition) == (9999, "login1", "gpu")
+
+
+def test_password_command_replaces_hash_and_config(tree: HopTree) -> None:
+    ok(tree, ["init", "p", "--password-stdin", "--root-dir", str(tree.work)], stdin="old\n")
+    old = stored_hash(tree, "p")
+    ok(tree, ["password", "p", "--password-stdin"], stdin="new\n")
+    new = stored_hash(tree, "p")
+    assert new != old and pw.verify(new, "new") and not pw.verify(new, "old")
+    config = (tree.server_dir("p") / "jupyter_server_config.py").read_text()
+    assert repr(new) in config and old not in config
+
+
+def test_no_password_then_password(tree: HopTree) -> None:
+    ok(tree, ["init", "t", "--no-password", "--root-dir", str(tree.work)])
+    config = (tree.server_dir("t") / "jupyter_server_config.py").read_text()
+    assert "hashed_password" not in config and "IdentityProvider.token" not in config
+    assert not (tree.server_dir("t") / "password").exists()
+    ok(tree, ["password", "t", "--password-stdin"], stdin="later\n")
+    config = (tree.server_dir("t") / "jupyter_server_config.py").read_text()
+    assert "c.IdentityProvider.token = ''" in config
+
+
+def test_config_json_shows_paths_and_modes(tree: HopTree) -> None:
+    import json
+
+    ok(tree, ["init", "p", "--password-stdin", "--root-dir", str(tree.work)], stdin="pw\n")
+    info = json.loads(ok(tree, ["config", "p", "--json"]))
+    assert info["password_set"] is True
+    assert info["profile"]["path"] == str(tree.profile("p"))
+    assert info["server_config"]["mode"] == "0o600"
+    assert "pw" not in json.dumps(info["profile"])
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("[server]\nport = 1\nport = 2\n", "not valid TOML"),
+        ("[server]\nport = 8888.0\n", "server.port"),
+        ("[server]\noptions = 3\n", "server.options"),
+        ('[ssh]\nuser = "root;id"\n', "ssh.user"),
+        ('[systemd]\nenvironment = {"1X" = "a"}\n', "systemd.environment"),
+        ('[slurm]\nsetup = "module load x"\n', "slurm.setup"),
+        ('[server.options]\n"ServerApp.ip" = "0.0.0.0"\n', "ServerApp.ip"),
+        ('[server.options]\n"ServerApp.x" = nan\n', "ServerApp.x"),
+    ],
+)
+def test_parse_errors_name_the_key(text: str, needle: str) -> None:
+    with pytest.raises(HopError) as caught:
+        prof.parse("x", text, "x.toml")
+    assert needle in caught.value.message and "\n" not in caught.value.message
+
+
+def test_defaults_round_trip() -> None:
+    profile = prof.parse("d", "")
+    assert profile.server.bind == "localhost" and profile.server.port == 0 and profile.server.local_port == 8888
+    assert profile.server.app in prof.APPS
