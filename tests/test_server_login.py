@@ -86,7 +86,17 @@ def server(
     request: pytest.FixtureRequest, test_user: TestUser, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     """A real `jupyter server` / `jupyter lab` as the test user, with --config=<the generated .py>."""
-    base = tmp_path_factory.mktemp(f"login-{request.param}")
+    area = make_area(test_user, tmp_path_factory.mktemp(f"login-{request.param}"))
+    hop(test_user, area, ["init", "p", "--password-stdin", "--root-dir", area["WORK_DIR"]], PASSWORD + "\n")
+    srv = start(test_user, area, request.param, server_config(area))
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def make_area(test_user: TestUser, base: Path) -> dict[str, str]:
+    """XDG config and state dirs and a work dir owned by the test user, under a base it can reach."""
     for parent in [base, *base.parents]:
         if parent == Path("/"):
             break
@@ -96,13 +106,11 @@ def server(
         (base / sub).mkdir()
         os.chown(base / sub, test_user.uid, test_user.gid)
         area[key] = str(base / sub)
-    hop(test_user, area, ["init", "p", "--password-stdin", "--root-dir", area["WORK_DIR"]], PASSWORD + "\n")
-    config = base / "config" / "jupyter-hop" / "servers" / "p" / "jupyter_server_config.py"
-    srv = start(test_user, area, request.param, config)
-    try:
-        yield srv
-    finally:
-        srv.stop()
+    return area
+
+
+def server_config(area: dict[str, str], name: str = "p") -> Path:
+    return Path(area["XDG_CONFIG_HOME"]) / "jupyter-hop" / "servers" / name / "jupyter_server_config.py"
 
 
 @pytest.mark.lab
@@ -166,3 +174,16 @@ def test_modes_and_no_clear_password(server: Server, test_user: TestUser) -> Non
     assert "c.PasswordIdentityProvider.hashed_password = 'argon2:$argon2" in config
     assert "ServerApp.password" not in config and "ServerApp.token" not in config
     assert not (hop_config / "servers" / "p" / "jupyter_server_config.json").exists()
+
+
+@pytest.mark.lab
+def test_changed_password_is_the_one_a_restarted_server_takes(test_user: TestUser, tmp_path: Path) -> None:
+    area = make_area(test_user, tmp_path)
+    hop(test_user, area, ["init", "q", "--password-stdin", "--root-dir", area["WORK_DIR"]], "old one\n")
+    hop(test_user, area, ["password", "q", "--password-stdin"], "new one\n")
+    srv = start(test_user, area, "server", server_config(area, "q"))
+    try:
+        assert wrong_password_status(srv.base_url, "old one") == 401
+        assert login(srv.base_url, "new one") == 200
+    finally:
+        srv.stop()
