@@ -53,9 +53,9 @@ def launched(
     launcher = start_launcher(lab.user, env, name, prefix=lab.prefix(ns))
     try:
         printed = launcher.wait_ready()
-        files = list((Path(env["XDG_STATE_HOME"]) / "jupyter-hop" / "records").glob("*.json"))
-        assert len(files) == 1, files
-        record = Record.from_dict(json.loads(files[0].read_text()))
+        # the launcher is the process we started (every wrapper execs), and its record is named after it
+        path = Path(env["XDG_STATE_HOME"]) / "jupyter-hop" / "records" / f"run-{ns}-{launcher.process.pid}.json"
+        record = Record.from_dict(json.loads(path.read_text()))
         yield Running(launcher, printed, record)
     finally:
         launcher.stop()
@@ -238,3 +238,85 @@ def test_launcher_user_is_printed(ssh_lab: SshLab, user_home: dict[str, str], te
     """--ssh-user overrides the login name in every printed shape."""
     with launched(ssh_lab, "login", user_home, "localhost", "--ssh-user", test_user.name) as run:
         assert f" {test_user.name}@login" in run.printed
+
+
+# --------------------------------------------------------------------------- the other printed lines
+
+
+def printed_line(printed: str, pattern: str) -> str:
+    match = re.search(pattern, printed, re.MULTILINE)
+    assert match, printed
+    return match.group(1)
+
+
+def test_workstation_stop_line(ssh_lab: SshLab, user_home: dict[str, str]) -> None:
+    """`Stop it: jupyter hop stop KEY`, typed on the machine where it runs, stops the launcher cleanly."""
+    with launched(ssh_lab, "login", user_home, "localhost") as run:
+        stop = printed_line(run.printed, r"^Stop it: (jupyter hop stop \S+)$")
+        done = ssh_lab.run_in("login", ["bash", "-c", stop], user_home)
+        assert done.returncode == 0, done.stderr
+        assert run.launcher is not None
+        assert run.launcher.wait(timeout=30) == 0
+
+
+def test_job_stop_line(ssh_lab: SshLab, ssh_slurm: SshSlurm, user_home: dict[str, str]) -> None:
+    """The job's stop line, typed on the login node, ends the job and its record."""
+    job_profile(ssh_lab, user_home, "job", "localhost")
+    with submitted(ssh_slurm, user_home, "job") as run:
+        stop = printed_line(run.printed, r"^Stop it: (jupyter hop stop \S+)$")
+        assert stop == f"jupyter hop stop {run.record.job_id}"
+        done = ssh_slurm.on_login(["bash", "-c", stop], user_home)
+        assert done.returncode == 0, done.stderr
+        assert ssh_slurm.job_state(run.record.job_id) not in ("PENDING", "RUNNING")
+        assert not list((Path(user_home["XDG_STATE_HOME"]) / "jupyter-hop" / "records").glob("job-*.json"))
+
+
+def test_job_token_mode(ssh_lab: SshLab, ssh_slurm: SshSlurm, user_home: dict[str, str]) -> None:
+    """Without a password: the printed `jupyter hop instructions KEY`, run on the user's own terminal (a pty) on
+    login, shows the URL with the token, and that URL logs in through the printed tunnel."""
+    init_profile(ssh_lab.user, user_home, "tok", "--app", "server", "--local-port", str(free_port()), password=None)
+    with submitted(ssh_slurm, user_home, "tok") as run:
+        assert "token=" not in run.printed  # the submit output here is not a terminal
+        again = printed_line(run.printed, r"^  (jupyter hop instructions \S+)$")
+        shown = ssh_slurm.on_login(["script", "-qec", again, "/dev/null"], user_home)
+        assert shown.returncode == 0, shown.stderr
+        url = printed_line(shown.stdout.replace("\r\n", "\n"), r"^Then open (http://localhost:\d+/\S*token=\S+)")
+        token = url.split("token=", 1)[1]
+        local = run.record.local_port
+        with ssh_lab.tunnel(run_tunnel_line(run.printed), local):
+            assert http_login.Session(f"http://localhost:{local}/").request("GET", "api/status")[0] == 403
+            session = http_login.Session(url)
+            assert session.request("GET", "")[0] in (200, 302)
+            status, _, _ = http_login.Session(f"http://localhost:{local}/").request(
+                "GET", "api/status", headers={"Authorization": f"token {token}"})
+            assert status == 200
+
+
+def run_tunnel_line(printed: str) -> str:
+    return printed_line(printed, r"^  (ssh -N .*)$")
+
+
+def test_two_jobs_at_once_get_distinct_local_ports(
+    ssh_lab: SshLab, ssh_slurm: SshSlurm, user_home: dict[str, str]
+) -> None:
+    """A second server of the same profile prints another laptop port; both tunnels work at once."""
+    job_profile(ssh_lab, user_home, "job", "localhost")
+    with submitted(ssh_slurm, user_home, "job") as first, submitted(ssh_slurm, user_home, "job") as second:
+        assert second.record.local_port != first.record.local_port
+        assert f" -L {second.record.local_port}:" in second.printed
+        with ssh_lab.tunnel(run_tunnel_line(first.printed), first.record.local_port), \
+                ssh_lab.tunnel(run_tunnel_line(second.printed), second.record.local_port):
+            check_login(ssh_lab, first.printed, first.record.local_port)
+            check_login(ssh_lab, second.printed, second.record.local_port)
+
+
+def test_two_runs_at_once_warn_about_the_local_port(ssh_lab: SshLab, user_home: dict[str, str]) -> None:
+    """The launcher's own output says why the second server's laptop port is not the profile's."""
+    with launched(ssh_lab, "login", user_home, "localhost") as first, \
+            launched(ssh_lab, "login", user_home, "localhost", init=False) as second:
+        wanted = first.record.local_port
+        assert second.record.local_port != wanted
+        assert f"({wanted} is used by another of your servers' tunnels, so this one uses " \
+               f"{second.record.local_port}.)" in second.printed
+        with ssh_lab.tunnel(run_tunnel_line(second.printed), second.record.local_port):
+            check_login(ssh_lab, second.printed, second.record.local_port)
