@@ -161,7 +161,7 @@ def wait_ready(
     running_since: float | None = None
     job: slurm.JobState | None = None
     while True:
-        if record_file.exists():
+        if _exists(record_file):
             record = records.read(record_file)
             if record is not None and record.job_id == job_id and answers_here(record) is not False:
                 return record, job
@@ -170,7 +170,7 @@ def wait_ready(
             job = job_state(job_id)
             next_state_poll = time.monotonic() + STATE_POLL
             if job is None or job.ended:
-                if record_file.exists():
+                if _exists(record_file):
                     continue  # ready just as it ended: look at the record once more
                 what = f"ended ({job.state}{_exit(job)})" if job else "is no longer known to Slurm"
                 raise HopError(f"Slurm job {job_id} {what} before the Jupyter server was ready",
@@ -186,6 +186,17 @@ def wait_ready(
                 detail=slurm.log_tail(log),
             )
         time.sleep(RECORD_POLL)
+
+
+def _exists(path: Path) -> bool:
+    try:
+        path.stat()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise HopError(f"cannot look for the job's record {path}: {exc.strerror}; check the state directory's "
+                       "permissions (the job is left as it is)") from exc
+    return True
 
 
 def _exit(job: slurm.JobState) -> str:

@@ -201,21 +201,60 @@ def _log_tails(base: Path) -> str:
 
 
 def stop(lab: SlurmLab) -> None:
-    """Cancel every job (stopping slurmd does not kill jobs), then the daemons; remove only our files."""
     with lab_lock():
-        if _healthy(lab):
-            with contextlib.suppress(LabError):
-                lab.cancel_all()
-        _stop_daemons(lab.base, lab.conf)
-        shutil.rmtree(lab.base, ignore_errors=True)
+        _teardown(lab)
+
+
+def _teardown(lab: SlurmLab) -> None:
+    """Cancel every job (stopping slurmd does not kill jobs), then the daemons; remove only our files."""
+    if _healthy(lab):
+        with contextlib.suppress(LabError):
+            lab.cancel_all()
+    _stop_daemons(lab.base, lab.conf)
+    shutil.rmtree(lab.base, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        _leases(lab.base).rmdir()
+
+
+def _leases(base: Path) -> Path:
+    return base.parent / (base.name + ".users")
+
+
+def _live_leases(base: Path) -> list[Path]:
+    """Test sessions (pids) that use the lab now; leases of sessions that died are dropped."""
+    live = []
+    for lease in _glob(_leases(base)):
+        try:
+            os.kill(int(lease.name), 0)
+            live.append(lease)
+        except (ValueError, ProcessLookupError):
+            lease.unlink(missing_ok=True)
+        except PermissionError:
+            live.append(lease)
+    return live
+
+
+def _glob(directory: Path) -> list[Path]:
+    try:
+        return list(directory.iterdir())
+    except OSError:
+        return []
 
 
 @pytest.fixture(scope="session")
 def slurm_lab(test_user: TestUser) -> Iterator[SlurmLab]:
+    """Shared by every test session on the machine at the time (engineers run suites side by side): each
+    session holds a lease, and the last one to leave stops the lab."""
+    lease = _leases(BASE) / str(os.getpid())
     try:
+        with lab_lock():
+            lease.parent.mkdir(mode=0o755, exist_ok=True)
+            lease.touch()
         lab = start()
     except (LabError, OSError, subprocess.SubprocessError) as exc:
         pytest.fail(f"the Slurm lab could not be set up: {exc}")
     yield lab
-    if lab.started_here:  # a lab reused from another test run is that run's to stop
-        stop(lab)
+    with lab_lock():
+        lease.unlink(missing_ok=True)
+        if not _live_leases(BASE):
+            _teardown(lab)
