@@ -72,7 +72,9 @@ def test_one_of_each_listed_then_stopped(test_user: TestUser, user_manager: User
         job_ids.append(re.search(r"Slurm job (\d+)", pending).group(1))  # type: ignore[union-attr]
         job, later = job_ids
 
+        started = time.monotonic()
         data = listing(user_manager, env)
+        print(f"\nlist --json with a run, a unit and two jobs: {time.monotonic() - started:.2f} s")
         assert data["sources"] == {"records": "ok", "systemd": "ok", "slurm": "ok"}
         rows = {row["key"]: row for row in data["servers"]}  # type: ignore[union-attr, index]
         key = f"{socket.gethostname()}-{launcher.process.pid}"
@@ -102,16 +104,22 @@ def test_one_of_each_listed_then_stopped(test_user: TestUser, user_manager: User
         assert lines[later][1:4] == ["later", "job", "pending"] and lines[later][-1] == "BeginTime"
 
         ports = {k: int(rows[k]["port"]) for k in (key, "svc", job)}  # type: ignore[call-overload]
+        started = time.monotonic()
         said = ok(hop(user_manager, env, "stop", "svc"))
+        print(f"stop unit: {time.monotonic() - started:.2f} s")
         assert said.startswith("Stopped systemd user unit svc (profile svc) in ")
         assert "systemctl --user stop jupyter-hop-svc.service" in said
         assert user_manager.systemctl("is-active", "jupyter-hop-svc.service").stdout.strip() == "inactive"
+        started = time.monotonic()
         said = ok(hop(user_manager, env, "stop", job))
+        print(f"stop job: {time.monotonic() - started:.2f} s")
         assert said.startswith(f"Stopped Slurm job {job} (profile nb) in ") and f"scancel {job}" in said
         assert job not in slurm_lab.queue()
         said = ok(hop(user_manager, env, "stop", later))
         assert later not in slurm_lab.queue()
+        started = time.monotonic()
         said = ok(hop(user_manager, env, "stop", key))
+        print(f"stop run: {time.monotonic() - started:.2f} s")
         assert said.startswith(f"Stopped foreground run {key} (profile fg) in ")
         assert launcher.process.poll() == 0
         for port in ports.values():
