@@ -121,6 +121,9 @@ def run_config_form(lab: SshLab, printed: str, local_port: int, config: Path) ->
     assert block and tunnel, printed
     # what we paste is everything between the line that asks for it and the blank line after
     assert f"to ~/.ssh/config:\n{block.group(1)}\n\nThen open the tunnel" in printed, printed
+    # only options that laptops' older OpenSSH (7.3+, for ProxyJump) know: one unknown option breaks every ssh
+    options = {line.split()[0] for line in block.group(1).splitlines()[1:-1]}
+    assert options <= {"Host", "HostName", "User", "ProxyJump", "LocalForward"}, options
     pasted = lab.run_laptop(["bash", "-c", block.group(1)])
     assert pasted.returncode == 0, pasted.stderr
     assert f"Host {tunnel.group(2)}\n" in config.read_text()

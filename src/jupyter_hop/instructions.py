@@ -72,12 +72,10 @@ def tunnel(record: Record, local_port: int) -> Tunnel:
 
 def ssh_config_block(t: Tunnel) -> str:
     """Shell text that appends the block to ~/.ssh/config; pasting it runs as is (a laptop that never ran ssh
-    has no ~/.ssh yet, and `cat >>` would fail there)."""
+    has no ~/.ssh yet, and `cat >>` would fail there). No `SessionType none`: clients before OpenSSH 8.7 reject
+    the whole file for one unknown option, and the printed `ssh -N` already opens no session."""
     body = "\n".join(f"    {line}" for line in t.config_lines)
-    return (
-        f"mkdir -p -m 700 ~/.ssh && cat >> ~/.ssh/config <<'EOF'\n"
-        f"Host {t.config_host}\n{body}\n    SessionType none\nEOF"
-    )
+    return f"mkdir -p -m 700 ~/.ssh && cat >> ~/.ssh/config <<'EOF'\nHost {t.config_host}\n{body}\nEOF"
 
 
 def login_url(record: Record, local_port: int, *, show_secret: bool) -> str:
