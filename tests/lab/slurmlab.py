@@ -135,12 +135,19 @@ def _stop_daemons(base: Path, conf: Path) -> None:
                     os.kill(pid, signal.SIGKILL)
 
 
-def _healthy(lab: SlurmLab) -> bool:
+def _node_state(lab: SlurmLab) -> str:
     try:
         out = lab.run("sinfo", "-h", "-o", "%T", timeout=5)
     except subprocess.TimeoutExpired:
-        return False
-    return out.returncode == 0 and out.stdout.strip() in ("idle", "mixed", "allocated")
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def _healthy(lab: SlurmLab) -> bool:
+    """Up and able to run jobs; busy is healthy (other test sessions may be running jobs on it)."""
+    state = _node_state(lab)
+    bad = ("down", "drain", "fail", "unknown", "not_responding", "invalid", "*")
+    return bool(state) and not any(word in state for word in bad)
 
 
 def _running(base: Path, conf: Path) -> bool:
@@ -176,7 +183,7 @@ def start(base: Path = BASE) -> SlurmLab:
         _daemon(["slurmd", "-f", str(conf)], base / "slurmd.log")
         lab.started_here = True
         deadline = time.monotonic() + START_TIMEOUT
-        while not _healthy(lab):
+        while _node_state(lab) != "idle":
             if time.monotonic() > deadline:
                 raise LabError(f"Slurm lab not idle within {START_TIMEOUT} s: {_log_tails(base)}")
             time.sleep(0.05)
