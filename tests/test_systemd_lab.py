@@ -288,6 +288,27 @@ def test_start_of_a_unit_not_installed(user_manager: UserManager, unit_env: dict
     assert result.stderr.strip().endswith("run `jupyter hop systemd install none`")
     status = ok(hop(user_manager, unit_env, "systemd", "status", "none"))
     assert "not installed" in status
+    stopped = hop(user_manager, unit_env, "systemd", "stop", "none")
+    assert stopped.returncode == 1
+    assert stopped.stderr.startswith("jupyter-hop: error: jupyter-hop-none.service is not installed, so there is")
+    assert "Nothing to uninstall" in ok(hop(user_manager, unit_env, "systemd", "uninstall", "none"))
+
+
+def test_socket_bound_unit(user_manager: UserManager, unit_env: dict[str, str]) -> None:
+    """bind = socket under the unit: the socket lives in XDG_RUNTIME_DIR (not the unit's private /tmp), where
+    sshd can reach it, and the password login works over it."""
+    env, name = unit_env, "sock"
+    make_profile(user_manager, env, name)
+    ok(hop(user_manager, env, "init", name, "--bind", "socket"))
+    out = ok(hop(user_manager, env, "systemd", "install", name, "--now"))
+    rec = record(env, name)
+    assert rec is not None and str(rec["sock"]).startswith(str(user_manager.runtime_dir) + "/")
+    assert f"-L 8888:{rec['sock']} " in out
+    session = Session(str(rec["base_url"]), str(rec["sock"]))
+    assert session.post_login(PASSWORD) == 302
+    assert session.request("GET", "api/status")[0] == 200
+    ok(hop(user_manager, env, "systemd", "stop", name))
+    assert not Path(str(rec["sock"])).exists()
 
 
 def test_no_manager_reachable(test_user: TestUser, user_home: dict[str, str], tmp_path: Path) -> None:

@@ -124,6 +124,8 @@ def why_failed(paths: Paths, name: str) -> str:
 def stop(paths: Paths, name: str) -> str:
     unit = systemd.unit_name(name)
     systemctl.require_manager()
+    if not systemctl.known(unit):
+        raise HopError(f"{unit} is not installed, so there is nothing to stop (`jupyter hop list` shows what runs)")
     systemctl.check(["stop", unit], timeout=90)
     _drop_dead_record(paths, name)
     return unit
@@ -211,10 +213,12 @@ def follow_log(paths: Paths, name: str, lines: int) -> Iterator[str]:
         time.sleep(0.2)
 
 
-def uninstall(paths: Paths, name: str) -> Path:
-    """Stop, disable, remove the file, reload: afterwards the manager no longer knows the unit."""
+def uninstall(paths: Paths, name: str) -> tuple[Path, bool]:
+    """Stop, disable, remove the file, reload: afterwards the manager no longer knows the unit.
+    Returns the unit file and whether there was anything to uninstall."""
     unit = systemd.unit_name(name)
     path = unit_file(unit)
+    existed = path.exists() or systemctl.known(unit)
     systemctl.run(["stop", unit], timeout=90)
     if path.exists():
         systemctl.check(["disable", unit])
@@ -226,4 +230,4 @@ def uninstall(paths: Paths, name: str) -> Path:
     # A unit that failed stays in the manager's memory until reset, even without its file.
     systemctl.run(["reset-failed", unit], timeout=20)
     _drop_dead_record(paths, name)
-    return path
+    return path, existed

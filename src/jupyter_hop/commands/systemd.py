@@ -169,5 +169,8 @@ def uninstall(name: str = NAME_ARG) -> None:
     from jupyter_hop.paths import Paths
     from jupyter_hop.profile import check_name
 
-    path = systemd_ops.uninstall(Paths.from_env(), check_name(name))
-    say(f"Uninstalled: {path} is gone and the user manager no longer knows the unit.")
+    path, existed = systemd_ops.uninstall(Paths.from_env(), check_name(name))
+    if existed:
+        say(f"Uninstalled: {path} is gone and the user manager no longer knows the unit.")
+    else:
+        say(f"Nothing to uninstall: {path} does not exist and the user manager does not know the unit.")
