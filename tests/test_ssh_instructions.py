@@ -100,18 +100,24 @@ def ssh_config(ssh_lab: SshLab) -> Iterator[Path]:
     user = ssh_lab.user
     ssh_dir = user.home / ".ssh"
     saved = ssh_dir.with_name(".ssh.jupyter-hop-test-saved")
-    if saved.exists():  # leftover of a killed run: that is the user's real directory
+    absent = ssh_dir.with_name(".ssh.jupyter-hop-test-absent")  # the user had none: whatever is there is ours
+    if saved.exists() or absent.exists():  # leftovers of a killed run
         subprocess.run(["rm", "-rf", str(ssh_dir)], check=True)
-        saved.rename(ssh_dir)
+        if saved.exists():
+            saved.rename(ssh_dir)
+        absent.unlink(missing_ok=True)
     had = ssh_dir.exists()
     if had:
         ssh_dir.rename(saved)
+    else:
+        absent.touch()
     try:
         yield ssh_dir / "config"
     finally:
         subprocess.run(["rm", "-rf", str(ssh_dir)], check=True)
         if had:
             saved.rename(ssh_dir)
+        absent.unlink(missing_ok=True)
 
 
 def run_config_form(lab: SshLab, printed: str, local_port: int, config: Path) -> tuple[str, str]:
