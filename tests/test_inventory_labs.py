@@ -161,3 +161,37 @@ def test_stale_job_and_unit_records_are_cleaned(test_user: TestUser, user_manage
     assert notes["unit"].startswith("launcher pid 999999 is gone")
     assert list(records.glob("*.json")) == []
     assert listing(user_manager, env)["servers"] == []
+
+
+def test_killed_unit_launcher_is_stale_while_systemd_restarts_it(
+    test_user: TestUser, user_manager: UserManager, unit_env: dict[str, str]
+) -> None:
+    env = unit_env
+    init_profile(test_user, env, "svc", "--app", "server")
+    ok(hop(user_manager, env, "systemd", "install", "svc"))
+    ok(hop(user_manager, env, "systemd", "start", "svc"))
+    record_path = Path(env["XDG_STATE_HOME"]) / "jupyter-hop" / "records" / "unit-svc.json"
+    old = json.loads(record_path.read_text())
+    subprocess.run(["kill", "-KILL", str(old["pid"])], check=True)
+    # Restart=on-failure with RestartSec=2: for two seconds the unit waits to restart and the record is stale.
+    stale, unit = listing(user_manager, env)["servers"]  # type: ignore[misc]
+    assert [stale["key"], stale["kind"], stale["state"], stale["cleaned"]] == ["svc", "unit", "stale", True]
+    assert stale["note"] == f"launcher pid {old['pid']} is gone; record removed"
+    assert [unit["key"], unit["state"], unit["note"]] == ["svc", "starting", "restarting after a failure"]
+    rows = listing(user_manager, env)["servers"]
+    assert [(r["kind"], r["state"]) for r in rows] == [("unit", "starting")], rows  # type: ignore[index, union-attr]
+    deadline = time.monotonic() + 60
+    while True:
+        [row] = listing(user_manager, env)["servers"]  # type: ignore[misc]
+        if row["state"] == "ready":
+            break
+        assert row["state"] == "starting" and time.monotonic() < deadline, row
+        time.sleep(0.2)
+    assert row["pid"] != old["pid"] and port_open("127.0.0.1", int(row["port"]))
+    # Killed again and stopped at once: `stop` finds the restarting unit (not the dead launcher's record).
+    subprocess.run(["kill", "-KILL", str(row["pid"])], check=True)
+    said = ok(hop(user_manager, env, "stop", "svc"))
+    assert said.startswith("Stopped systemd user unit svc (profile svc) in "), said
+    assert user_manager.systemctl("is-active", "jupyter-hop-svc.service").stdout.strip() == "inactive"
+    assert not record_path.exists()
+    assert listing(user_manager, env)["servers"] == []

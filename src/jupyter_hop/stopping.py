@@ -37,16 +37,21 @@ class Stopped:
 
 
 def resolve(paths: Paths, target: str) -> inventory.Row:
-    """The one row `target` names; unknown or ambiguous targets are one-line errors."""
-    found = inventory.find(inventory.gather(paths, clean=False), target)
+    """The one row `target` names; unknown or ambiguous targets are one-line errors.
+
+    Stale records are cleaned on the way (as `list` does), so a unit that systemd is restarting is found once,
+    not also as its dead launcher's record; a target that names only stale records gets a stale row back.
+    """
+    found = inventory.find(inventory.gather(paths, clean=True), target)
     if not found:
         raise HopError(
             f"no server {target!r} is known: give a Slurm job id, the profile of a unit, or HOST-PID of a "
             "foreground run, as `jupyter hop list` shows them"
         )
-    if len(found) > 1:
-        raise HopError(f"{target!r} names {len(found)} servers ({inventory.keys(found)}); give one of those ids")
-    return found[0]
+    live = [row for row in found if row.state != "stale"] or found[:1]
+    if len(live) > 1:
+        raise HopError(f"{target!r} names {len(live)} servers ({inventory.keys(live)}); give one of those ids")
+    return live[0]
 
 
 def stop(paths: Paths, target: str, *, timeout: float = DEFAULT_TIMEOUT) -> Stopped:
@@ -55,10 +60,7 @@ def stop(paths: Paths, target: str, *, timeout: float = DEFAULT_TIMEOUT) -> Stop
     began = time.monotonic()
     deadline = began + timeout
     if row.state == "stale":
-        path = Path(row.record)
-        record = records.read(path)
-        done = inventory.remove_stale(paths, path, record) if record else ""
-        result.actions.append(f"it was already gone ({row.note})" + (f"; {done}" if done else ""))
+        result.actions.append(f"it was already gone ({row.note})")
     elif row.kind == "run":
         _stop_run(row, result, deadline)
     elif row.kind == "unit":
