@@ -166,7 +166,7 @@ def start(base: Path = BASE) -> SlurmLab:
     text = slurm_conf(base, host)
     lab = SlurmLab(base, conf, host, started_here=False)
     with lab_lock():
-        if _running(base, conf) and conf.exists() and conf.read_text() == text and _healthy(lab):
+        if _running(base, conf) and _same_conf(conf, text) and _healthy(lab):
             return lab
         _stop_daemons(base, conf)
         # leftovers of an earlier run: old job state would bring back jobs of users' deleted homes
@@ -174,7 +174,9 @@ def start(base: Path = BASE) -> SlurmLab:
         for sub in ("state", "spool"):
             (base / sub).mkdir(parents=True, mode=0o755)
         base.chmod(0o755)
-        conf.write_text(text)
+        # Job ids never repeat across restarts: another session's clean-up cancels its jobs by id, and must
+        # not hit a job of this lab that got the same number.
+        conf.write_text(text + f"FirstJobId={int(time.time() * 10) % 50_000_000 + 1000}\n")
         (base / "cgroup.conf").write_text(CGROUP_CONF)
         for path in (conf, base / "cgroup.conf"):
             path.chmod(0o644)
@@ -188,6 +190,14 @@ def start(base: Path = BASE) -> SlurmLab:
                 raise LabError(f"Slurm lab not idle within {START_TIMEOUT} s: {_log_tails(base)}")
             time.sleep(0.05)
     return lab
+
+
+def _same_conf(conf: Path, text: str) -> bool:
+    try:
+        current = conf.read_text()
+    except OSError:
+        return False
+    return "\n".join(line for line in current.splitlines() if not line.startswith("FirstJobId=")) + "\n" == text
 
 
 def _daemon(argv: list[str], log: Path) -> None:
