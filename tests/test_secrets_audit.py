@@ -3,7 +3,9 @@
 Scanned while the server runs and again after it stopped: every file under the test user's XDG config and
 state dirs, the launch's runtime dir, the node-local runtime base and the user's home; the command line and
 environment of the launcher, the server and their children (a kernel is started so there is one), every
-command line on the machine; and everything the launcher and the CLI printed.
+command line on the machine; and everything the launcher and the CLI printed. The same for a Slurm job (batch
+script, job log, Slurm's own copies, squeue/scontrol output) and a systemd user unit (unit file, unit log,
+`systemctl --user show/cat/status`).
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ import stat
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from lab.http_login import Session, login
-from lab.launch import Launcher, hop, init_profile, start_launcher
+from lab.launch import hop, init_profile, start_launcher
+from lab.slurmlab import SlurmLab
+from lab.systemdlab import UserManager
 from lab.user import TestUser
 
 pytestmark = pytest.mark.lab
@@ -182,26 +186,50 @@ def kernel_pid(server_pid: int) -> int:
     return int(wait_for(find, 30, "a kernel process under the server"))
 
 
-def cli_outputs(user: TestUser, env: dict[str, str], audit: Audit, key: str, profile: str) -> None:
+def start_kernel(record: dict[str, object], *, password: str = "", token: str = "") -> None:
+    """Log in (password) or use the token, then start a kernel through the REST API, so there is one to scan."""
+    base = f"http://127.0.0.1:{record['port']}{record['base_url']}"
+    body = '{"name": "python3"}'
+    if password:
+        assert login(base, password) == 200
+        session = Session(base)
+        assert session.post_login(password) == 302
+        headers = {"X-XSRFToken": session.cookies["_xsrf"], "Content-Type": "application/json"}
+        status, _, _ = session.request("POST", "api/kernels", body, headers)
+        assert status == 201
+        return
+    request = urllib.request.Request(
+        f"{base}api/kernels", data=body.encode(), method="POST",
+        headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 201
+
+
+Cli = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+def cli_outputs(cli: Cli, audit: Audit, profile: str, *commands: list[str]) -> None:
     """What the CLI prints about the running server, not on a terminal (as in a job log or a pipe)."""
-    for args in (["instructions", key], ["instructions", key, "--ssh-config"], ["list"], ["list", "--json"],
-                 ["config", profile], ["config", profile, "--json"]):
-        result = hop(user, env, *args)
+    common = [["list"], ["list", "--json"], ["config", profile], ["config", profile, "--json"]]
+    for args in [*commands, *common]:
+        result = cli(*args)
         assert result.returncode == 0, (args, result.stderr)
         audit.text(f"`jupyter-hop {' '.join(args)}` stdout", result.stdout)
         audit.text(f"`jupyter-hop {' '.join(args)}` stderr", result.stderr)
 
 
-def scan_running(user: TestUser, env: dict[str, str], launcher: Launcher, audit: Audit) -> Path:
-    """Everything while the server and a kernel run; returns the launch's runtime dir."""
+def scan_server(env: dict[str, str], audit: Audit, home: Path, extra: Iterable[Path] = (),
+                mode_exempt: Iterable[str] = ()) -> tuple[Path, Path]:
+    """Files, modes and processes while the server and a kernel run; returns the record and the runtime dir."""
     record_path, record = only_record(env)
+    launcher_pid = int(record["pid"])  # type: ignore[call-overload]
     server_pid = int(record["server_pid"])  # type: ignore[call-overload]
-    assert record["pid"] == launcher.process.pid
     kernel = kernel_pid(server_pid)
     runtime = Path(environ_of(server_pid)["JUPYTER_RUNTIME_DIR"])
     problems = []
     for directory in hop_dirs(env):
-        problems += mode_problems(directory)
+        problems += mode_problems(directory, exempt=mode_exempt)
     # Jupyter's own files in the per-launch dir: the json and the token 0600; the -open.html is 0644, which
     # is only safe because the dir around it is 0700 (and so is the base above it).
     problems += mode_problems(runtime, exempt=[f"jpserver-{server_pid}-open.html"])
@@ -212,73 +240,178 @@ def scan_running(user: TestUser, env: dict[str, str], launcher: Launcher, audit:
             record_path, runtime / "token", runtime / f"jpserver-{server_pid}.json",
             runtime / f"jpserver-{server_pid}-open.html",
         }
-    for directory in [*hop_dirs(env), runtime.parent, user.home]:
+    for directory in [*hop_dirs(env), runtime.parent, home, *extra]:
         audit.tree(directory)
-    for pid in [launcher.process.pid, *descendants(launcher.process.pid)]:
+    for pid in [launcher_pid, *descendants(launcher_pid)]:
         audit.process(pid)
-    assert {launcher.process.pid, server_pid, kernel} <= audit.processes
+    assert {launcher_pid, server_pid, kernel} <= audit.processes
     audit.all_cmdlines()
-    cli_outputs(user, env, audit, f"{record['host']}-{record['pid']}", str(record["profile"]))
-    return runtime
+    return record_path, runtime
 
 
-def stop_and_scan(user: TestUser, env: dict[str, str], launcher: Launcher, runtime: Path, audit: Audit) -> None:
-    launcher.signal(signal.SIGTERM)
-    assert launcher.wait() == 0
+def rescan_stopped(env: dict[str, str], runtime: Path, audit: Audit, home: Path, extra: Iterable[Path] = ()) -> None:
     assert not runtime.exists()
     audit.allowed = {}  # the record and the runtime dir are gone: the token may be nowhere now
-    for directory in [*hop_dirs(env), runtime.parent, user.home]:
-        audit.tree(directory)
-    audit.text("the launcher's stdout (not a terminal)", launcher.out)
-    audit.text("the launcher's stderr (the server log)", launcher.err)
-    audit.check()
+    for directory in [*hop_dirs(env), runtime.parent, home, *extra]:
+        if directory.is_dir():
+            audit.tree(directory)
+        elif directory.exists():
+            audit.file(directory)
+
+
+# --- a foreground run on a workstation -------------------------------------------------------------------------
+
+
+def workstation_run(user: TestUser, env: dict[str, str], password: str | None) -> Audit:
+    init_profile(user, env, "audit", "--app", "lab", password=password)
+    launcher = start_launcher(user, env, "audit")
+    try:
+        launcher.wait_ready(timeout=120)
+        record_path, record = only_record(env)
+        token = str(record["token"])
+        assert bool(token) == (password is None)
+        audit = Audit({"password": password} if password else {"token": token})
+        start_kernel(record, password=password or "", token=token)
+        _, runtime = scan_server(env, audit, user.home)
+        if token:  # the scanner does find the token where it is allowed
+            assert {str(record_path), str(runtime / "token")} <= audit.seen["token"]
+        key = f"{record['host']}-{record['pid']}"
+        cli_outputs(lambda *args: hop(user, env, *args), audit, "audit", ["instructions", key],
+                    ["instructions", key, "--ssh-config"])
+        launcher.signal(signal.SIGTERM)
+        assert launcher.wait() == 0
+        rescan_stopped(env, runtime, audit, user.home)
+        audit.text("the launcher's stdout (not a terminal)", launcher.out)
+        audit.text("the launcher's stderr (the server log)", launcher.err)
+        audit.check()
+        return audit
+    finally:
+        launcher.stop()
 
 
 def test_workstation_password_run(test_user: TestUser, user_home: dict[str, str]) -> None:
-    password = fresh_password()
-    init_profile(test_user, user_home, "audit", "--app", "lab", password=password)
-    audit = Audit({"password": password})
-    launcher = start_launcher(test_user, user_home, "audit")
-    try:
-        launcher.wait_ready(timeout=120)
-        _, record = only_record(user_home)
-        base = f"http://127.0.0.1:{record['port']}{record['base_url']}"
-        assert login(base, password) == 200
-        session = Session(base)
-        assert session.post_login(password) == 302
-        xsrf = session.cookies["_xsrf"]
-        status, _, _ = session.request("POST", "api/kernels", '{"name": "python3"}',
-                                       {"X-XSRFToken": xsrf, "Content-Type": "application/json"})
-        assert status == 201
-        runtime = scan_running(test_user, user_home, launcher, audit)
-        stop_and_scan(test_user, user_home, launcher, runtime, audit)
-    finally:
-        launcher.stop()
+    audit = workstation_run(test_user, user_home, fresh_password())
     print(f"\npassword run audited: {audit.summary()}")
 
 
 def test_workstation_token_run(test_user: TestUser, user_home: dict[str, str]) -> None:
-    init_profile(test_user, user_home, "audit", "--app", "lab", password=None)
-    launcher = start_launcher(test_user, user_home, "audit")
-    try:
-        launcher.wait_ready(timeout=120)
-        record_path, record = only_record(user_home)
-        token = str(record["token"])
-        assert len(token) >= 32
-        audit = Audit({"token": token})
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{record['port']}{record['base_url']}api/kernels", data=b'{"name": "python3"}',
-            headers={"Authorization": f"token {token}", "Content-Type": "application/json"}, method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            assert response.status == 201
-        runtime = scan_running(test_user, user_home, launcher, audit)
-        # The scanner does find the token where it is allowed: the record and the 0600 token file.
-        assert {str(record_path), str(runtime / "token")} <= audit.seen["token"]
-        stop_and_scan(test_user, user_home, launcher, runtime, audit)
-    finally:
-        launcher.stop()
+    audit = workstation_run(test_user, user_home, None)
     print(f"\ntoken run audited: {audit.summary()}; token seen in: {sorted(audit.seen['token'])}")
+
+
+# --- a Slurm job ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["password", "token"])
+def test_slurm_job(test_user: TestUser, user_home: dict[str, str], slurm_lab: SlurmLab, mode: str) -> None:
+    env = {**user_home, **slurm_lab.env()}
+    password = fresh_password() if mode == "password" else None
+    init_profile(test_user, env, "audit", "--app", "lab", password=password)
+    submitted = hop(test_user, env, "slurm", "submit", "audit", timeout=240)
+    job_id = ""
+    if "Submitted Slurm job" in submitted.stderr:
+        job_id = submitted.stderr.split("Submitted Slurm job", 1)[1].split()[0].strip(".;,")
+    try:
+        assert submitted.returncode == 0, submitted.stderr
+        assert job_id.isdigit(), submitted.stderr
+        _, record = only_record(env)
+        token = str(record["token"])
+        audit = Audit({"password": password} if password else {"token": token})
+        audit.text("`jupyter-hop slurm submit` stdout (not a terminal)", submitted.stdout)
+        audit.text("`jupyter-hop slurm submit` stderr", submitted.stderr)
+        start_kernel(record, password=password or "", token=token)
+        jobs = Path(env["XDG_STATE_HOME"]) / "jupyter-hop" / "jobs"
+        script, log = jobs / "audit.sbatch", jobs / f"audit-{job_id}.log"
+        assert script.exists() and log.exists()
+        # Slurm keeps its own copies of the script and the submit environment in its state dir: scanned too.
+        _, runtime = scan_server(env, audit, test_user.home, [slurm_lab.base])
+        assert {script, log} <= audit.files
+        for argv in (["squeue", "-h", "-j", job_id, "-o", "%all"], ["scontrol", "show", "job", "-d", job_id],
+                     ["scontrol", "write", "batch_script", job_id, "-"]):
+            shown = slurm_lab.run(*argv)
+            assert shown.returncode == 0, (argv, shown.stderr)
+            audit.text(f"`{' '.join(argv)}`", shown.stdout)
+        cli_outputs(lambda *args: hop(test_user, env, *args), audit, "audit", ["slurm", "status"],
+                    ["slurm", "status", "--json"], ["slurm", "instructions", job_id])
+        cancelled = hop(test_user, env, "slurm", "cancel", job_id, timeout=120)
+        assert cancelled.returncode == 0, cancelled.stderr
+        job_id = ""
+        rescan_stopped(env, runtime, audit, test_user.home, [slurm_lab.base])
+        assert log.exists() and stat.S_IMODE(log.stat().st_mode) == 0o600
+        assert "Jupyter" in log.read_text()  # the job log is the launcher's and the server's output
+        audit.check()
+    finally:
+        if job_id:
+            slurm_lab.run("scancel", job_id)
+    print(f"\nSlurm job ({mode}) audited: {audit.summary()}")
+
+
+# --- a systemd user unit -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["password", "token"])
+def test_systemd_unit(user_manager: UserManager, unit_env: dict[str, str], mode: str) -> None:
+    env, user = unit_env, user_manager.user
+    unit = "jupyter-hop-audit.service"
+    password = fresh_password() if mode == "password" else None
+
+    def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return user_manager.run(["jupyter-hop", *args], env, input=stdin, timeout=180)
+
+    secret_args = ["--password-stdin"] if password else ["--no-password"]
+    made = cli("init", "audit", "--root-dir", env["WORK_DIR"], "--app", "lab", *secret_args,
+               stdin=f"{password}\n" if password else None)
+    assert made.returncode == 0, made.stderr
+    installed = cli("systemd", "install", "audit", "--now")
+    try:
+        assert installed.returncode == 0, installed.stderr
+        _, record = only_record(env)
+        token = str(record["token"])
+        audit = Audit({"password": password} if password else {"token": token})
+        audit.text("`jupyter-hop systemd install --now` stdout (not a terminal)", installed.stdout)
+        audit.text("`jupyter-hop systemd install --now` stderr", installed.stderr)
+        start_kernel(record, password=password or "", token=token)
+        unit_file = user_manager.unit_dir / unit
+        # The unit log's mode has its own (expected to fail) test below; here only its content is audited.
+        _, runtime = scan_server(env, audit, user.home, [user_manager.unit_dir, user_manager.log],
+                                 mode_exempt=["unit-audit.log"])
+        assert unit_file in audit.files
+        for args in (["show", unit], ["cat", unit], ["status", "--no-pager", "-l", unit], ["show-environment"]):
+            shown = user_manager.systemctl(*args)
+            assert shown.returncode == 0, (args, shown.stderr)
+            audit.text(f"`systemctl --user {' '.join(args)}`", shown.stdout + shown.stderr)
+        cli_outputs(cli, audit, "audit", ["systemd", "status", "audit"], ["systemd", "status", "audit", "--json"],
+                    ["systemd", "logs", "audit", "-n", "400"], ["instructions", "audit"])
+        stopped = cli("systemd", "stop", "audit")
+        assert stopped.returncode == 0, stopped.stderr
+        unit_log = Path(env["XDG_STATE_HOME"]) / "jupyter-hop" / "logs" / "unit-audit.log"
+        rescan_stopped(env, runtime, audit, user.home, [user_manager.unit_dir, user_manager.log])
+        assert unit_log in audit.files and "Jupyter" in unit_log.read_text()
+        audit.check()
+    finally:
+        cli("systemd", "uninstall", "audit")
+    print(f"\nsystemd unit ({mode}) audited: {audit.summary()}")
+
+
+@pytest.mark.xfail(strict=True, reason="systemd creates the StandardOutput=append: log 0644 (its umask); "
+                   "jupyter-hop could create it 0600 before the first start. Owner: the systemd commands.")
+def test_systemd_unit_log_is_private(user_manager: UserManager, unit_env: dict[str, str]) -> None:
+    """The unit log holds the server's output: 0600 like every other jupyter-hop file (its dir is 0700)."""
+    env = unit_env
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return user_manager.run(["jupyter-hop", *args], env, timeout=180)
+
+    made = cli("init", "logmode", "--root-dir", env["WORK_DIR"], "--app", "server", "--no-password")
+    assert made.returncode == 0, made.stderr
+    try:
+        installed = cli("systemd", "install", "logmode", "--now")
+        assert installed.returncode == 0, installed.stderr
+        log = Path(env["XDG_STATE_HOME"]) / "jupyter-hop" / "logs" / "unit-logmode.log"
+        assert stat.S_IMODE(log.parent.stat().st_mode) == 0o700
+        assert stat.S_IMODE(log.stat().st_mode) == 0o600, oct(log.stat().st_mode)
+    finally:
+        cli("systemd", "uninstall", "logmode")
 
 
 def test_audit_finds_a_planted_secret(tmp_path: Path) -> None:
