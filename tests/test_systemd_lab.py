@@ -275,10 +275,13 @@ def test_install_never_overwrites_a_different_unit(user_manager: UserManager, un
     started = hop(user_manager, env, "systemd", "start", name)
     assert ok(started).startswith("Jupyter is ready")
     assert f"jupyter-hop: warning: {path} does not match the profile any more; " in started.stderr
-    ok(hop(user_manager, env, "systemd", "stop", name))
-    ok(hop(user_manager, env, "systemd", "install", name, "--force"))
+    forced = ok(hop(user_manager, env, "systemd", "install", name, "--force"))
+    assert f"It is running with the old unit; apply the new one: jupyter hop systemd restart {name}" in forced
     assert path.read_text() == ok(hop(user_manager, env, "systemd", "render", name))
-    assert "Already installed" in ok(hop(user_manager, env, "systemd", "install", name))
+    again = ok(hop(user_manager, env, "systemd", "install", name))
+    assert "Already installed" in again and "Start it now" not in again
+    ok(hop(user_manager, env, "systemd", "stop", name))
+    assert "Start it now: jupyter hop systemd start keep" in ok(hop(user_manager, env, "systemd", "install", name))
 
 
 def test_start_of_a_unit_not_installed(user_manager: UserManager, unit_env: dict[str, str]) -> None:
@@ -367,3 +370,25 @@ def test_unit_without_user_namespaces_still_runs(user_manager: UserManager, unit
     assert rec is not None and answers(rec) and "Jupyter is ready" in out
     assert show(user_manager, unit, "ActiveState")["ActiveState"] == "active"
     ok(hop(user_manager, env, "systemd", "uninstall", name))
+
+
+def test_failing_unit_is_given_up_and_explained(user_manager: UserManager, unit_env: dict[str, str]) -> None:
+    """A unit that cannot start: `start` fails at once with systemd's reason, systemd stops retrying after
+    its start limit, `status` says so, and a later `start` is not refused as "repeated too quickly"."""
+    env, name = unit_env, "broken"
+    root = make_profile(user_manager, env, name, root=Path(env["WORK_DIR"]) / "gone")
+    ok(hop(user_manager, env, "systemd", "install", name))
+    root.rmdir()  # WorkingDirectory= is missing now: every start fails with 200/CHDIR
+    began = time.monotonic()
+    failed = hop(user_manager, env, "systemd", "start", name)
+    assert failed.returncode == 1 and time.monotonic() - began < 10
+    assert failed.stderr.startswith("jupyter-hop: error: jupyter-hop-broken.service did not start: ")
+    assert "status=200/CHDIR" in failed.stderr
+    unit = f"jupyter-hop-{name}.service"
+    wait_until(lambda: show(user_manager, unit, "ActiveState")["ActiveState"] == "failed", 30, "start limit")
+    status = ok(hop(user_manager, env, "systemd", "status", name))
+    assert status.startswith(f"{unit}: failed (failed)") and "last run ended with: " in status, status
+    again = hop(user_manager, env, "systemd", "start", name)
+    assert "status=200/CHDIR" in again.stderr and "repeated too quickly" not in again.stderr
+    ok(hop(user_manager, env, "systemd", "uninstall", name))
+    assert show(user_manager, unit, "LoadState")["LoadState"] == "not-found"

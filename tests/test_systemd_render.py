@@ -169,7 +169,8 @@ def check_structure(text: str, spec: systemd.UnitSpec) -> None:
     assert set(directives) <= {
         "Description", "Type", "NotifyAccess", "ExecStart", "WorkingDirectory", "Environment", "StandardOutput",
         "StandardError", "Restart", "RestartSec", "TimeoutStartSec", "KillMode", "TimeoutStopSec", "MemoryMax",
-        "CPUQuota", "NoNewPrivileges", "PrivateUsers", "PrivateTmp", "WantedBy",
+        "CPUQuota", "NoNewPrivileges", "PrivateUsers", "PrivateTmp", "WantedBy", "StartLimitIntervalSec",
+        "StartLimitBurst",
     }
 
 

@@ -49,6 +49,7 @@ class Installed:
     path: Path
     written: bool  # False when the file already had exactly this text
     linger_advice: str
+    running: bool  # already running: a changed unit applies from the next (re)start
 
 
 def install(paths: Paths, profile: Profile, *, force: bool) -> Installed:
@@ -70,7 +71,8 @@ def install(paths: Paths, profile: Profile, *, force: bool) -> Installed:
     systemctl.check(["daemon-reload"])
     systemctl.check(["enable", spec.unit])
     user = getpass.getuser()
-    return Installed(path, old != text, systemctl.linger(user).advice(user))
+    running = systemctl.show(spec.unit).get("ActiveState") in ("active", "activating", "reloading")
+    return Installed(path, old != text, systemctl.linger(user).advice(user), running)
 
 
 def installed_unit(paths: Paths, profile: Profile) -> tuple[str, Path, str]:
@@ -98,6 +100,8 @@ def start(paths: Paths, profile: Profile, *, restart: bool = False) -> Record:
     """Start (or restart) the unit; Type=notify makes systemctl return only once the server answers."""
     unit, _, _ = installed_unit(paths, profile)
     timeout = profile.server.ready_timeout + systemd.START_MARGIN + 30
+    # After a run of failures systemd refuses starts ("start request repeated too quickly") until reset.
+    systemctl.run(["reset-failed", unit], timeout=20)
     result = systemctl.run(["restart" if restart else "start", unit], timeout=timeout)
     if result.returncode != 0:
         raise HopError(
@@ -165,6 +169,7 @@ def status(paths: Paths, name: str) -> dict[str, Any]:
         "unit_file": state.get("FragmentPath", ""),
         "main_pid": int(state.get("MainPID") or 0),
         "restarts": int(state.get("NRestarts") or 0),
+        "result": state.get("Result", ""),
         "since": since,
         "url": server_url(record) if record else "",
         "host": record.host if record else "",

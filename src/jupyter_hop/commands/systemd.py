@@ -63,8 +63,11 @@ def install(
     if result.linger_advice:
         warn(result.linger_advice)
     if now:
-        _instructions(profile, systemd_ops.start(paths, profile))
-    else:
+        # a running server with a changed unit is restarted so that the new unit applies
+        _instructions(profile, systemd_ops.start(paths, profile, restart=result.running and result.written))
+    elif result.running and result.written:
+        say(f"It is running with the old unit; apply the new one: jupyter hop systemd restart {name}")
+    elif not result.running:
         say(f"Start it now: jupyter hop systemd start {name}")
 
 
@@ -126,6 +129,8 @@ def status(
     if info["main_pid"]:
         line += f", pid {info['main_pid']}"
     say(line + f", restarted {info['restarts']} times")
+    if info["active_state"] == "failed" or info["result"] not in ("", "success"):
+        say(f"  last run ended with: {info['result']} (`jupyter hop systemd logs {name}` shows why)")
     say(f"  unit file: {info['unit_file']} ({info['unit_file_state']})")
     if info["url"]:
         say(f"  server: {info['url']} on {info['host']}")
