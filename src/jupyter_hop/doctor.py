@@ -23,7 +23,6 @@ from jupyter_hop.paths import Paths
 STATUSES = ("ok", "info", "skip", "warn", "fail")
 SLURM_TOOLS = ("sbatch", "squeue", "scontrol", "scancel")
 SYSTEMD_BOOTED = Path("/run/systemd/system")
-APP_MODULES = {"server": "jupyter_server", "lab": "jupyterlab", "notebook": "notebook"}
 
 
 @dataclass(frozen=True)
@@ -105,6 +104,8 @@ def diagnose(paths: Paths, name: str, *, systemd: bool | None = None, slurm: boo
 
 def check_jupyter(app: str) -> Check:
     """Found without importing: importing jupyter_server costs the CLI over a second."""
+    from jupyter_hop.launcher import APP_MODULES
+
     needed = ["jupyter_server"] + ([APP_MODULES[app]] if app != "server" else [])
     missing = [m for m in needed if importlib.util.find_spec(m) is None]
     if missing:
