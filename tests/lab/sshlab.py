@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -69,7 +70,7 @@ class SshLab:
         kwargs.setdefault("text", True)
         kwargs.setdefault("timeout", 120)
         kwargs.setdefault("cwd", str(self.user.home))
-        return subprocess.run(self.argv_in(ns, args, env), **kwargs)  # type: ignore[call-overload]
+        return subprocess.run(self.argv_in(ns, args, env), **kwargs)  # type: ignore[call-overload,no-any-return]
 
     def popen_in(
         self, ns: str, args: Sequence[str], env: Mapping[str, str] | None = None, **kwargs: object
@@ -77,7 +78,7 @@ class SshLab:
         """The process is the command itself (ip netns exec, unshare, sh, setpriv and env all exec)."""
         kwargs.setdefault("text", True)
         kwargs.setdefault("cwd", str(self.user.home))
-        return subprocess.Popen(self.argv_in(ns, args, env), **kwargs)  # type: ignore[call-overload]
+        return subprocess.Popen(self.argv_in(ns, args, env), **kwargs)  # type: ignore[call-overload,no-any-return]
 
     def run_laptop(
         self, args: Sequence[str], env: Mapping[str, str] | None = None, **kwargs: object
@@ -104,7 +105,7 @@ class SshLab:
 
 
 def wait_listening(
-    port: int, timeout: float, proc: subprocess.Popen[str] | None = None, log: object = None
+    port: int, timeout: float, proc: subprocess.Popen[str] | None = None, log: IO[str] | None = None
 ) -> None:
     """Poll until 127.0.0.1:port accepts a connection; fail early with the output if `proc` exits."""
     deadline = time.monotonic() + timeout
@@ -122,11 +123,11 @@ def wait_listening(
         time.sleep(0.02)
 
 
-def _read(log: object) -> str:
-    if log is None or not hasattr(log, "seek"):
+def _read(log: IO[str] | None) -> str:
+    if log is None:
         return ""
     log.seek(0)
-    return str(log.read())
+    return log.read()
 
 
 def stop_process(proc: subprocess.Popen[str], timeout: float = 10.0) -> None:
@@ -162,7 +163,7 @@ def _ours(line: str) -> bool:
 
 def pick_subnet() -> ipaddress.IPv4Network:
     """The first candidate that overlaps no address or route of this machine (ours are gone by now)."""
-    used: list[ipaddress.IPv4Network] = []
+    used: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
     for line in _sh("ip", "-4", "-o", "addr").stdout.splitlines():
         if not _ours(line):
             used.append(ipaddress.ip_interface(line.split()[3]).network)
