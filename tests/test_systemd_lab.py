@@ -156,7 +156,9 @@ def test_unit_lifecycle(user_manager: UserManager, unit_env: dict[str, str]) -> 
     env, name = unit_env, "life"
     unit = f"jupyter-hop-{name}.service"
     root = make_profile(user_manager, env, name, root=Path(env["WORK_DIR"]) / "nb 100% \"x\"",
-                        environment=f"\n[systemd.environment]\nHOP_NASTY = {json.dumps(NASTY)}\n")
+                        environment=(f"\n[systemd.environment]\nHOP_NASTY = {json.dumps(NASTY)}\n"
+                                     # the kernel's IPython profile stays in this test's dir, not in ~
+                                     f"IPYTHONDIR = {json.dumps(env['WORK_DIR'] + '/ipython')}\n"))
 
     installed = hop(user_manager, env, "systemd", "install", name)
     assert f"Installed and enabled: {user_manager.unit_dir / unit}" in ok(installed)
