@@ -157,3 +157,37 @@ def test_job_ids_are_numbers(tmp_path: Path) -> None:
     paths = Paths(tmp_path / "c", tmp_path / "s", tmp_path / "r")
     with pytest.raises(HopError, match="job id"):
         slurm_jobs.cancel(paths, "12; rm -rf ~")
+
+
+# ---- the sbatch edge with a fake sbatch on PATH ----
+
+
+def fake_tool(bin_dir: Path, name: str, body: str) -> None:
+    bin_dir.mkdir(exist_ok=True)
+    tool = bin_dir / name
+    tool.write_text("#!/bin/sh\n" + body)
+    tool.chmod(0o755)
+
+
+def test_sbatch_runs_under_umask_077_and_returns_the_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = tmp_path / "seen"
+    fake_tool(tmp_path / "bin", "sbatch", f'umask > {seen}; echo "$@" >> {seen}; echo "4242;cluster"\n')
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
+    assert slurm.sbatch(tmp_path / "x y.sbatch") == "4242"
+    assert seen.read_text().splitlines() == ["0077", f"--parsable {tmp_path / 'x y.sbatch'}"]
+
+
+def test_sbatch_rejection_is_one_line_with_the_evidence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    error = "sbatch: error: Batch job submission failed: Invalid partition name specified"
+    fake_tool(tmp_path / "bin", "sbatch", f'echo "{error}" >&2; exit 1\n')
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
+    with pytest.raises(HopError) as info:
+        slurm.sbatch(tmp_path / "job.sbatch")
+    assert info.value.message == f"sbatch rejected the job: {error}"
+    assert error in info.value.detail
+
+
+def test_missing_tools_say_where_to_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(HopError, match="sbatch is not on PATH"):
+        slurm.sbatch(tmp_path / "job.sbatch")
