@@ -22,13 +22,17 @@ JobId = Annotated[str, typer.Argument(help="Slurm job id (`jupyter hop slurm sta
 
 @app.command()
 def render(name: Name = "default") -> None:
-    """Print the batch script that `submit` would submit."""
+    """Print the batch script that `submit` would submit (`sbatch` also takes it as printed)."""
     from jupyter_hop import profile, slurm
+    from jupyter_hop.fsutil import private_dir
     from jupyter_hop.output import say
     from jupyter_hop.paths import Paths
 
     paths = Paths.from_env()
-    say(slurm.render(slurm.batch_script(profile.load(paths, name), paths)).rstrip("\n"))
+    text = slurm.render(slurm.batch_script(profile.load(paths, name), paths))
+    # Slurm does not create the --output directory: without it a job submitted by hand would fail unseen.
+    private_dir(paths.jobs_dir)
+    say(text.rstrip("\n"))
 
 
 @app.command()
