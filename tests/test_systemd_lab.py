@@ -220,6 +220,20 @@ def test_unit_lifecycle(user_manager: UserManager, unit_env: dict[str, str]) -> 
     assert new is not None and new["pid"] != rec["pid"] and answers(new) and "Jupyter is ready" in restarted_out
     rec = new
 
+    # the launcher itself killed: systemd kills the orphaned server too, restarts, and a new record replaces the
+    # stale one
+    os.kill(int(rec["pid"]), signal.SIGKILL)  # type: ignore[call-overload]
+
+    def replaced() -> bool:
+        new = record(env, name)
+        return new is not None and new["pid"] != rec["pid"] and answers(new)
+
+    wait_until(replaced, 60, "restart after SIGKILL of the launcher")
+    assert not Path(f"/proc/{rec['server_pid']}").exists(), "the old server outlived its launcher"
+    assert show(user_manager, unit, "NRestarts")["NRestarts"] == "1"  # a manual restart resets the count
+    rec = record(env, name)
+    assert rec is not None
+
     logs = ok(hop(user_manager, env, "systemd", "logs", name, "-n", "400"))
     assert "Jupyter is ready on" in logs and "Jupyter Server" in logs
     hashed = (Path(env["XDG_CONFIG_HOME"]) / "jupyter-hop" / "servers" / name / "password").read_text().strip()
