@@ -195,6 +195,7 @@ def stop_manager(manager: UserManager) -> None:
     for path in manager.created_dirs:
         if not path.is_relative_to(CGROUP_ROOT):
             shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(manager.log.parent, ignore_errors=True)
 
 
 @contextlib.contextmanager
