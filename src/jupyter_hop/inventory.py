@@ -10,13 +10,16 @@ import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jupyter_hop import records
 from jupyter_hop.errors import HopError
 from jupyter_hop.liveness import is_this_host, launcher_alive, orphan_server, this_host
 from jupyter_hop.paths import Paths
 from jupyter_hop.records import Record
+
+if TYPE_CHECKING:
+    from jupyter_hop.slurm import JobState
 
 KINDS = ("unit", "job", "run")
 STATES = ("pending", "starting", "ready", "stopped", "failed", "stale")
@@ -156,7 +159,7 @@ def unit_row(unit: UnitState, record: Record | None) -> Row:
 
 @dataclass(frozen=True)
 class QueuedJob:
-    job: Any  # slurm.JobState
+    job: JobState
     profile: str  # from the submission note, "" when jupyter-hop did not submit it
     submitted: float | None
 
