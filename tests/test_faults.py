@@ -378,3 +378,46 @@ def test_two_passwords_race(test_user: TestUser, user_home: dict[str, str]) -> N
             assert result.returncode == 0, result.stderr
         winners.add(check_consistent(user_home, "p", passwords))
     print(f"{ROUNDS} password races, final password from: {sorted(winners)}")
+
+
+# --- torn and foreign records ---------------------------------------------------------------------------------
+
+GOOD_RECORD = {
+    "kind": "run", "profile": "p", "host": "elsewhere", "bind": "localhost", "address": "127.0.0.1", "port": 1,
+    "sock": "", "base_url": "/", "app": "server", "pid": 1, "server_pid": 2, "started": 1.0, "local_port": 8888,
+}
+BAD_RECORDS = {
+    "run-torn-1.json": '{"kind": "run", "profile": "p", "ho',
+    "run-empty-2.json": "",
+    "run-list-3.json": "[1, 2, 3]",
+    "run-missing-4.json": '{"kind": "run"}',
+    "unit-binary.json": "\udcff\x00garbage",
+    "run-types-5.json": json.dumps({**GOOD_RECORD, "pid": "abc", "port": "x", "started": "soon", "host": 7}),
+    "job-types.json": json.dumps({**GOOD_RECORD, "kind": "job", "job_id": 12, "job_end": "never"}),
+    "run-kind-6.json": json.dumps({**GOOD_RECORD, "kind": "daemon"}),
+}
+
+
+def test_torn_and_foreign_records_do_not_break_commands(test_user: TestUser, user_home: dict[str, str]) -> None:
+    """Records are read by every command; a torn or foreign file must never become a traceback."""
+    init_profile(test_user, user_home, "p", "--app", "server")
+    directory = hop_dir(user_home, "state") / "records"
+    made = test_user.run(["sh", "-c", 'umask 077 && mkdir -p "$1"', "sh", str(directory)])
+    assert made.returncode == 0, made.stderr
+    for name, text in BAD_RECORDS.items():
+        (directory / name).write_bytes(text.encode("utf-8", "surrogateescape"))
+        os.chown(directory / name, test_user.uid, test_user.gid)
+        (directory / name).chmod(0o600)
+    for args in (["list"], ["list", "--json"], ["stop", "nothing"], ["instructions", "nothing"], ["doctor"]):
+        result = hop(test_user, user_home, *args)
+        assert "Traceback" not in result.stderr, (args, result.stderr)
+        assert result.returncode in (0, 1), (args, result.returncode, result.stderr)
+        assert len(error_lines(result.stderr)) <= 1, result.stderr
+    launcher = start_launcher(test_user, user_home, "p")
+    try:
+        launcher.wait_ready()
+        assert "Traceback" not in launcher.err
+    finally:
+        launcher.stop()
+    assert launcher.process.returncode == 0, launcher.err
+    assert "Traceback" not in launcher.err

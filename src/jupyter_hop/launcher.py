@@ -237,12 +237,12 @@ def _job_end(job_id: str) -> float | None:
 def prune_stale(paths: Paths, host: str, err: IO[str]) -> None:
     """Remove records of launchers on this host that are gone (a SIGKILLed launcher leaves one), and stop the
     server such a launcher orphaned: once its record is gone, nothing would ever find or stop it."""
-    from jupyter_hop import inventory
+    from jupyter_hop import inventory, liveness
 
     for path, record in records.all_records(paths):
         if record is None or record.kind == "job" or record.host != host:
             continue
-        if not inventory.launcher_alive(record):
+        if not liveness.launcher_alive(record):
             done = inventory.remove_stale(paths, path, record)
             if done:
                 err.write(f"jupyter-hop: {record.key} was stale (launcher pid {record.pid} is gone): {done}\n")

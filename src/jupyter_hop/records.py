@@ -97,12 +97,29 @@ def remove(paths: Paths, record: Record) -> None:
         os.unlink(path_for(paths, record))
 
 
+# What each field's JSON value must be (annotations are strings here: `from __future__ import annotations`).
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,), "int": (int,), "float": (int, float), "float | None": (int, float, type(None)),
+}
+
+
 def read(path: Path) -> Record | None:
     """A record, or None when the file vanished or is not a record (a torn or foreign file)."""
     try:
-        return Record.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        record = Record.from_dict(data)
+    except (OSError, ValueError, TypeError, AttributeError):  # AttributeError: JSON that is not an object
         return None
+    return record if _well_formed(record) else None
+
+
+def _well_formed(record: Record) -> bool:
+    """Every field of the type the code using it expects, so a hand-edited file cannot become a traceback."""
+    for item in dataclasses.fields(record):
+        value = getattr(record, item.name)
+        if isinstance(value, bool) or not isinstance(value, _FIELD_TYPES[str(item.type)]):
+            return False
+    return record.kind in KINDS
 
 
 def all_records(paths: Paths) -> list[tuple[Path, Record | None]]:
