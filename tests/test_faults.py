@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from lab.hoptree import snapshot
 from lab.launch import hop, init_profile, pid_alive, start_launcher
+from lab.slurmlab import SlurmLab
 from lab.user import TestUser
 
 pytestmark = pytest.mark.lab
@@ -186,6 +187,23 @@ def test_disk_full_run_cannot_write_record(test_user: TestUser, full_state: dict
     left = {str(p.relative_to(state)) for p in state.rglob("*")} - {"jupyter-hop", "jupyter-hop/records"}
     assert left <= {filler.name, "jupyter-hop/records/.lock"}, left
     no_server_left(test_user, config)
+
+
+def test_disk_full_slurm_submit(test_user: TestUser, full_state: dict[str, str], slurm_lab: SlurmLab) -> None:
+    """The batch script is written to the state dir before sbatch: no space means a clear error and no job."""
+    env = {**full_state, **slurm_lab.env()}
+    init_profile(test_user, env, "p", "--app", "server")
+    state = Path(env["XDG_STATE_HOME"])
+    filler = fill(state)
+    result = hop(test_user, env, "slurm", "submit", "p", timeout=120)
+    queued = slurm_lab.run("squeue", "-h", "-o", "%i|%o").stdout.splitlines()
+    ours = [line.split("|")[0] for line in queued if str(state) in line]
+    if ours:
+        slurm_lab.run("scancel", *ours)
+    assert ours == [], "a job was submitted although its script could not be written"
+    assert_clean_failure(result, NO_SPACE, "p.sbatch")
+    left = {str(p.relative_to(state)) for p in state.rglob("*") if p.is_file()}
+    assert left == {filler.name}, left
 
 
 def read_only_prefix(target: Path) -> list[str]:
