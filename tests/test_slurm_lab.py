@@ -120,6 +120,7 @@ def test_submit_login_status_cancel(test_user: TestUser, env: dict[str, str], sl
     assert again.returncode == 0, again.stderr
     assert again.stdout == result.stdout
 
+    saved = record_file.read_bytes()
     started = time.monotonic()
     cancelled = hop(test_user, env, "slurm", "cancel", job_id)
     assert cancelled.returncode == 0, cancelled.stderr
@@ -131,6 +132,12 @@ def test_submit_login_status_cancel(test_user: TestUser, env: dict[str, str], sl
     assert job_id not in slurm_lab.queue()
     gone = hop(test_user, env, "slurm", "instructions", job_id)
     assert gone.returncode != 0 and "is not running" in gone.stderr
+    # a record left by a launcher that was killed: never shown as running, and removed
+    record_file.write_bytes(saved)
+    os.chown(record_file, test_user.uid, test_user.gid)
+    stale = hop(test_user, env, "slurm", "instructions", job_id)
+    assert stale.returncode == 1 and f"Slurm job {job_id} is not running (CANCELLED)" in stale.stderr
+    assert not record_file.exists()
 
 
 def test_time_limit_stops_the_server_cleanly(test_user: TestUser, env: dict[str, str], slurm_lab: SlurmLab,

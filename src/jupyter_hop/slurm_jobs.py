@@ -216,14 +216,19 @@ def with_end(record: Record, job: slurm.JobState | None) -> Record:
 
 
 def find_record(paths: Paths, job_id: str) -> Record:
-    """The record of a running job, or an error that says what the job is doing instead."""
+    """The record of a running job (with its end time), or an error that says what the job is doing instead.
+
+    A record whose job has ended is left over by a launcher that was killed: it is removed, not shown.
+    """
     record = records.find_job(paths, check_job_id(job_id))
-    if record is not None:
-        return record
     job = slurm.job_state(job_id)
     if job is None or job.ended:
+        if record is not None:
+            forget(paths, job_id)
         state = f" ({job.state})" if job else ""
         raise HopError(f"Slurm job {job_id} is not running{state}; `jupyter hop slurm status` lists yours")
+    if record is not None:
+        return with_end(record, job)
     raise HopError(
         f"Slurm job {job_id} is {describe(job)} and its server is not ready yet; "
         f"`jupyter hop slurm instructions {job_id} --wait` waits for it"

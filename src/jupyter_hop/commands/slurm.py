@@ -86,7 +86,7 @@ def show_instructions(
     wait: Annotated[bool, typer.Option("--wait", help="Wait until the job's server is ready.")] = False,
 ) -> None:
     """Print how to connect to a running job's server (the token only on your own terminal)."""
-    from jupyter_hop import instructions, profile, records, slurm, slurm_jobs
+    from jupyter_hop import instructions, profile, records, slurm_jobs
     from jupyter_hop.errors import HopError
     from jupyter_hop.paths import Paths
 
@@ -102,8 +102,6 @@ def show_instructions(
         _wait_and_print(paths, submission, timeout, style)
         return
     record = slurm_jobs.find_record(paths, job_id)
-    job = slurm.job_state(job_id) if record.job_end is None else None
-    record = slurm_jobs.with_end(record, job)
     sys.stdout.write(instructions.render(record, style=style, show_secret=sys.stdout.isatty()))
 
 
