@@ -1,9 +1,14 @@
 """Injected faults, run as the test user: a SIGKILLed launcher, a full disk, read-only state, racing writers.
 
-Faults covered elsewhere (not repeated here): the server SIGKILLed under a foreground launcher
-(tests/test_launcher.py::test_server_killed_makes_launcher_fail_with_log_tail), a read-only config dir for
-init/password as root (tests/test_bad_input.py read-only-* cases), unit restart after a crash (systemd tests)
-and cancelled or timed-out jobs (Slurm tests).
+Faults covered elsewhere (not repeated here):
+- server SIGKILLed under a foreground launcher: test_launcher.py::test_server_killed_makes_launcher_fail_with_log_tail
+- SIGKILLed launcher cleaned by `list` / `stop`: test_inventory.py::test_killed_launcher_leaves_a_stale_record_that_
+  list_cleans and ::test_stale_record_in_json_and_stop_of_a_stale_record; for units and jobs:
+  test_inventory_labs.py::test_stale_job_and_unit_records_are_cleaned, ::test_killed_unit_launcher_is_stale_while_
+  systemd_restarts_it
+- read-only config dir for init/password (as root, via a read-only bind mount): test_bad_input.py read-only-* cases
+- server crash under systemd (restart): test_systemd_lab.py::test_unit_lifecycle
+- job killed at the time limit: test_slurm_lab.py::test_time_limit_stops_the_server_cleanly
 """
 
 from __future__ import annotations
@@ -250,29 +255,38 @@ def test_unwritable_state_dir_run(test_user: TestUser, user_home: dict[str, str]
         state.chmod(0o700)
 
 
-def test_unwritable_config_dir_init(test_user: TestUser, user_home: dict[str, str]) -> None:
-    config = Path(user_home["XDG_CONFIG_HOME"])
+def test_own_dirs_made_0500_are_made_private_again(test_user: TestUser, user_home: dict[str, str]) -> None:
+    """0500 on jupyter-hop's own dirs: private_dir restores 0700 (the user owns them), so init still works."""
     init_profile(test_user, user_home, "p", "--app", "server")
     profile = hop_dir(user_home, "config") / "profiles" / "p.toml"
-    old = profile.read_bytes()
-    # 0500 on the dirs that hold the files: the user cannot create the temp file beside them.
-    dirs = [hop_dir(user_home, "config") / "profiles", hop_dir(user_home, "config") / "servers" / "p"]
+    dirs = [profile.parent, hop_dir(user_home, "config") / "servers" / "p"]
     for directory in dirs:
         directory.chmod(0o500)
     try:
-        before = snapshot(config)
         result = hop(test_user, user_home, "init", "p", "--local-port", "9999")
-        if result.returncode == 0:
-            # private_dir makes the user's own dirs 0700 again, which is a repair, not a failure.
-            assert all(d.stat().st_mode & 0o777 == 0o700 for d in dirs)
-            assert "local_port = 9999" in profile.read_text()
-        else:
-            assert_clean_failure(result, "Permission denied")
-            assert snapshot(config) == before
-            assert profile.read_bytes() == old
+        assert result.returncode == 0, result.stderr
+        assert [oct(d.stat().st_mode & 0o777) for d in dirs] == ["0o700", "0o700"]
+        assert "local_port = 9999 " in profile.read_text()
     finally:
         for directory in dirs:
             directory.chmod(0o700)
+
+
+@pytest.mark.parametrize("command", ["init", "password"])
+def test_unwritable_config_home(test_user: TestUser, user_home: dict[str, str], command: str) -> None:
+    """XDG_CONFIG_HOME itself 0500 (not jupyter-hop's to repair): a clear error and nothing created."""
+    config = Path(user_home["XDG_CONFIG_HOME"])
+    config.chmod(0o500)
+    try:
+        if command == "init":
+            result = hop(test_user, user_home, "init", "q", "--no-password", "--root-dir", user_home["WORK_DIR"])
+            assert_clean_failure(result, "Permission denied", str(config / "jupyter-hop"))
+        else:
+            result = hop(test_user, user_home, "password", "q", "--password-stdin", stdin="some password\n")
+            assert_clean_failure(result, "'q'")  # no such profile: nothing to change
+        assert list(config.iterdir()) == []
+    finally:
+        config.chmod(0o700)
 
 
 # --- a SIGKILLed launcher -----------------------------------------------------------------------------------
