@@ -211,6 +211,27 @@ def test_disk_full_slurm_submit(test_user: TestUser, full_state: dict[str, str],
     assert left == {filler.name}, left
 
 
+@pytest.mark.parametrize("mode", ["token", "password"])
+def test_disk_full_runtime_dir(test_user: TestUser, user_home: dict[str, str], mode: str) -> None:
+    """A full node-local runtime dir: our token file (token mode) or Jupyter's own files (password mode) cannot
+    be written; either way a clear error, nothing left running, no runtime dir left behind."""
+    init_profile(test_user, user_home, "p", "--app", "server", password=None if mode == "token" else "pw-s3cret")
+    config = str(hop_dir(user_home, "config") / "servers" / "p" / "jupyter_server_config.py")
+    with small_tmpfs(Path(user_home["WORK_DIR"]).parent / "runtime-fs", test_user, size="64k") as runtime:
+        filler = fill(runtime)
+        result = hop(test_user, {**user_home, "XDG_RUNTIME_DIR": str(runtime)}, "run", "p", timeout=120)
+        if mode == "token":
+            assert_clean_failure(result, NO_SPACE, "token")
+        else:  # the server's own log tail follows the one error line and may hold its traceback
+            assert result.returncode != 0
+            [line] = error_lines(result.stderr)
+            assert "before it was ready" in line, result.stderr
+        no_server_left(test_user, config)
+        left = sorted(str(p.relative_to(runtime)) for p in runtime.rglob("*"))
+        assert left in ([filler.name], sorted([filler.name, "jupyter-hop"])), left
+    assert records(user_home) == []
+
+
 def read_only_prefix(target: Path) -> list[str]:
     """argv prefix: run in a private mount namespace where `target` is a read-only bind mount."""
     script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" "$1" && shift && exec "$@"'
