@@ -251,3 +251,17 @@ def test_cancel_refuses_jobs_it_did_not_submit(test_user: TestUser, env: dict[st
     assert result.returncode == 1 and "was not submitted by jupyter-hop" in result.stderr
     bad = hop(test_user, env, "slurm", "cancel", "12;id")
     assert bad.returncode == 1 and "job id '12;id' is not allowed" in bad.stderr
+
+
+def test_export_none_site_still_finds_the_record(test_user: TestUser, env: dict[str, str], jobs: list[str]) -> None:
+    """Sites that submit with --export=NONE give the job none of the submitter's variables: the script exports
+    the XDG dirs seen at render time, so the record lands where submit waits for it."""
+    init_profile(test_user, env, "noexport", "--app", "server", password=PASSWORD)
+    profile = Path(env["XDG_CONFIG_HOME"]) / "jupyter-hop" / "profiles" / "noexport.toml"
+    profile.write_text(profile.read_text().replace("extra_directives = []", 'extra_directives = ["--export=NONE"]'))
+    result, job_id, _ = submit(test_user, env, "noexport", jobs)
+    assert result.returncode == 0, result.stderr
+    record = record_of(env, job_id)
+    assert record is not None
+    assert login(f"http://127.0.0.1:{record['port']}/", PASSWORD) == 200
+    assert hop(test_user, env, "slurm", "cancel", job_id).returncode == 0
