@@ -265,3 +265,29 @@ def test_export_none_site_still_finds_the_record(test_user: TestUser, env: dict[
     assert record is not None
     assert login(f"http://127.0.0.1:{record['port']}/", PASSWORD) == 200
     assert hop(test_user, env, "slurm", "cancel", job_id).returncode == 0
+
+
+@pytest.mark.parametrize(("key", "bad", "named"), [
+    ("time", '"4h"', "slurm.time = '4h' is not allowed: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS"),
+    ("mem", '"4 GB"', "slurm.mem = '4 GB' is not allowed: a size such as 4000M, 16G or 1T"),
+    ("partition", '"gpu;id"', "slurm.partition = 'gpu;id' is not allowed"),
+])
+def test_bad_value_is_refused_before_anything_is_written_or_submitted(
+    test_user: TestUser, env: dict[str, str], key: str, bad: str, named: str
+) -> None:
+    init_profile(test_user, env, "bad", "--app", "server", password=PASSWORD)
+    profile = Path(env["XDG_CONFIG_HOME"]) / "jupyter-hop" / "profiles" / "bad.toml"
+    lines = profile.read_text().splitlines()
+    in_slurm = False
+    for i, line in enumerate(lines):
+        in_slurm = line.strip() == "[slurm]" or (in_slurm and not line.startswith("["))
+        if in_slurm and line.startswith(f"{key} = "):
+            lines[i] = f"{key} = {bad}"
+    profile.write_text("\n".join(lines) + "\n")
+    for command in (["submit", "bad"], ["render", "bad"]):
+        result = hop(test_user, env, "slurm", *command)
+        assert result.returncode == 1
+        error = result.stderr.strip()
+        assert error.startswith("jupyter-hop: error: ") and "\n" not in error and named in error, error
+    # submit writes the script before sbatch: no jobs dir means nothing was written and nothing submitted
+    assert not (state_dir(env) / "jobs").exists()
