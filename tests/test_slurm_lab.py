@@ -145,8 +145,9 @@ def test_time_limit_stops_the_server_cleanly(test_user: TestUser, env: dict[str,
     init_profile(test_user, env, "short", "--app", "server", password=PASSWORD)
     profile = Path(env["XDG_CONFIG_HOME"]) / "jupyter-hop" / "profiles" / "short.toml"
     text = profile.read_text()
-    # one minute, TERM 55 s before the end: the controller sends it at its next check after 5 s
-    text = text.replace('time = "04:00:00"', 'time = "1"').replace("signal_grace = 120", "signal_grace = 55")
+    # slurmctld checks time limits every 30 s and sends the --signal at the first check that is within
+    # grace + 30 s of the end: with one minute and 15 s that is 15-45 s after the start, after the server is up
+    text = text.replace('time = "04:00:00"', 'time = "1"').replace("signal_grace = 120", "signal_grace = 15")
     profile.write_text(text)
     result, job_id, _ = submit(test_user, env, "short", jobs)
     assert result.returncode == 0, result.stderr

@@ -231,6 +231,18 @@ def _teardown(lab: SlurmLab) -> None:
     shutil.rmtree(lab.base, ignore_errors=True)
     with contextlib.suppress(OSError):
         _leases(lab.base).rmdir()
+    _remove_cgroups(lab.host)
+
+
+def _remove_cgroups(host: str) -> None:
+    """proctrack/cgroup leaves its (empty) slurm_<node> tree in each v1 hierarchy; rmdir is all a cgroup
+    takes, and it fails harmlessly on one that still holds a process."""
+    for top in Path("/sys/fs/cgroup").glob(f"*/slurm_{host}"):
+        for directory in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        with contextlib.suppress(OSError):
+            top.rmdir()
 
 
 def _leases(base: Path) -> Path:
