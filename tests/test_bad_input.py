@@ -21,9 +21,7 @@ class Case:
     setup: Callable[[HopTree], None] = lambda tree: None
     stdin: str | None = None  # None: stdin is /dev/null, not a terminal
     tty: list[tuple[str, str]] | None = None  # prompts to answer on a real terminal
-    wrap: Callable[[HopTree], list[str]] = field(
-        default=lambda tree: []
-    )  # argv prefix (e.g. a read-only mount)
+    wrap: Callable[[HopTree], list[str]] = field(default=lambda tree: [])  # argv prefix (e.g. a read-only mount)
 
 
 def write_profile(name: str, text: str) -> Callable[[HopTree], None]:
@@ -40,9 +38,7 @@ def make_file(tree: HopTree) -> None:
 
 
 def stray_json(tree: HopTree) -> None:
-    (tree.server_dir("good") / "jupyter_server_config.json").write_text(
-        '{"IdentityProvider": {"token": "x"}}\n'
-    )
+    (tree.server_dir("good") / "jupyter_server_config.json").write_text('{"IdentityProvider": {"token": "x"}}\n')
 
 
 def read_only(path: Callable[[HopTree], Path]) -> Callable[[HopTree], list[str]]:
@@ -68,14 +64,24 @@ CASES = [
         setup=write_profile("broken", "[server\nroot_dir = \n"),
     ),
     Case(
+        "malformed-toml-init",
+        ["init", "broken", "--local-port", "9000"],
+        ["broken.toml", "not valid TOML"],
+        setup=write_profile("broken", "[server\nroot_dir = \n"),
+    ),
+    Case(
+        "control-char-in-comment-init",
+        ["init", "cc", "--local-port", "9000"],
+        ["cc.toml", "not valid TOML"],
+        setup=write_profile("cc", "# a \x1f comment\n" + GOOD_BODY),
+    ),
+    Case(
         "unknown-key",
         ["config", "k"],
         ["server.colour"],
         setup=write_profile("k", GOOD_BODY + 'colour = "blue"\n'),
     ),
-    Case(
-        "unknown-section", ["config", "s"], ["[gui]"], setup=write_profile("s", GOOD_BODY + "[gui]\nx = 1\n")
-    ),
+    Case("unknown-section", ["config", "s"], ["[gui]"], setup=write_profile("s", GOOD_BODY + "[gui]\nx = 1\n")),
     Case(
         "port-string",
         ["config", "p"],
@@ -127,9 +133,7 @@ CASES = [
     ),
     Case("password-not-a-terminal", ["init", "new", "--root-dir", "."], ["no terminal", "--password-stdin"]),
     Case("password-cmd-not-a-terminal", ["password", "good"], ["no terminal", "--password-stdin"]),
-    Case(
-        "password-with-newline", ["password", "good", "--password-stdin"], ["newline"], stdin="two\nlines\n"
-    ),
+    Case("password-with-newline", ["password", "good", "--password-stdin"], ["newline"], stdin="two\nlines\n"),
     Case(
         "both-password-flags",
         ["init", "new", "--no-password", "--password-stdin", "--root-dir", "."],
@@ -186,9 +190,7 @@ CASES = [
         "owned-option-hash",
         ["config", "o"],
         ["PasswordIdentityProvider.hashed_password"],
-        setup=write_profile(
-            "o", GOOD_BODY + '[server.options]\n"PasswordIdentityProvider.hashed_password" = "x"\n'
-        ),
+        setup=write_profile("o", GOOD_BODY + '[server.options]\n"PasswordIdentityProvider.hashed_password" = "x"\n'),
     ),
     Case(
         "option-bad-name",
@@ -261,9 +263,7 @@ def test_bad_input(case: Case, template: HopTree, tmp_path: Path) -> None:
     if case.tty is not None:
         result = tree.hop_tty(case.args, case.tty)
         stderr, code = result.stderr, result.returncode
-        assert result.answered == [prompt for prompt, _ in case.tty], (
-            "the terminal prompts did not all appear"
-        )
+        assert result.answered == [prompt for prompt, _ in case.tty], "the terminal prompts did not all appear"
     else:
         done = tree.hop(case.args, stdin=case.stdin, prefix=case.wrap(tree))
         stderr, code = done.stderr, done.returncode

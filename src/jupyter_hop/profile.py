@@ -296,10 +296,14 @@ def updated(paths: Paths, name: str, updates: dict[str, dict[str, Any]]) -> tupl
     """The profile file's new text with `updates` ({section: {key: value}}) applied, keeping the user's comments
     and order, and the profile it loads as; nothing is written."""
     import tomlkit
+    from tomlkit.exceptions import TOMLKitError
 
     path = paths.profile_file(check_name(name))
     text = read_text(path)
-    doc = tomlkit.parse(text) if text is not None else _new_document(name)
+    try:
+        doc = tomlkit.parse(text) if text is not None else _new_document(name)
+    except TOMLKitError as exc:
+        raise HopError(f"{path} is not valid TOML: {' '.join(str(exc).split())}") from exc
     for section, values in updates.items():
         if not values:
             continue
