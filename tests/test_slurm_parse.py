@@ -191,3 +191,17 @@ def test_missing_tools_say_where_to_run(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(HopError, match="sbatch is not on PATH"):
         slurm.sbatch(tmp_path / "job.sbatch")
+
+
+def test_ended_job_with_a_dead_record_fails_instead_of_looping(tmp_path: Path) -> None:
+    """A record left by a killed launcher, whose server does not answer, on a job that has ended."""
+    paths = Paths(tmp_path / "c", tmp_path / "s", tmp_path / "r")
+    dead = make_record("9")
+    dead.host = slurm_jobs.this_host()  # reachable from here, and nothing listens on port 1
+    records.write(paths, dead)
+    ended = slurm.JobState("9", "CANCELLED")
+    started = time.monotonic()
+    with pytest.raises(HopError, match=r"Slurm job 9 ended \(CANCELLED\) before the Jupyter server was ready"):
+        slurm_jobs.wait_ready(paths, submission(paths, "9"), 10, slurm_jobs.StatusLine(io.StringIO()),
+                              job_state=lambda _: ended)
+    assert time.monotonic() - started < 5

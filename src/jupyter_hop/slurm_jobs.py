@@ -160,6 +160,7 @@ def wait_ready(
     next_state_poll = start
     running_since: float | None = None
     job: slurm.JobState | None = None
+    looked_again = False
     while True:
         if _exists(record_file):
             record = records.read(record_file)
@@ -170,7 +171,8 @@ def wait_ready(
             job = job_state(job_id)
             next_state_poll = time.monotonic() + STATE_POLL
             if job is None or job.ended:
-                if _exists(record_file):
+                if _exists(record_file) and not looked_again:
+                    looked_again = True
                     continue  # ready just as it ended: look at the record once more
                 what = f"ended ({job.state}{_exit(job)})" if job else "is no longer known to Slurm"
                 raise HopError(f"Slurm job {job_id} {what} before the Jupyter server was ready",
