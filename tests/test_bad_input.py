@@ -199,6 +199,24 @@ CASES = [
         setup=write_profile("o", GOOD_BODY + '[server.options]\n"import os" = 1\n'),
     ),
     Case(
+        "option-keyword-name",
+        ["config", "o"],
+        ["ServerApp.class"],
+        setup=write_profile("o", GOOD_BODY + '[server.options]\n"ServerApp.class" = 1\n'),
+    ),
+    Case(
+        "option-dunder-name",
+        ["config", "o"],
+        ["ServerApp.__class__"],
+        setup=write_profile("o", GOOD_BODY + '[server.options]\n"ServerApp.__class__" = 1\n'),
+    ),
+    Case(
+        "root-dir-relative-in-profile",
+        ["config", "rel"],
+        ["server.root_dir", "'notebooks'"],
+        setup=write_profile("rel", '[server]\nroot_dir = "notebooks"\n'),
+    ),
+    Case(
         "stray-json-init",
         ["init", "good", "--local-port", "9999"],
         ["jupyter_server_config.json"],

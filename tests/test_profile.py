@@ -125,3 +125,17 @@ def test_defaults_round_trip() -> None:
     profile = prof.parse("d", "")
     assert profile.server.bind == "localhost" and profile.server.port == 0 and profile.server.local_port == 8888
     assert profile.server.app in prof.APPS
+
+
+def test_relative_root_dir_is_stored_absolute(tree: HopTree) -> None:
+    (tree.work / "sub").mkdir()
+    ok(tree, ["init", "r", "--no-password", "--root-dir", "sub/../sub"])
+    profile = prof.load(Paths.from_env(tree.env()), "r")
+    assert profile.server.root_dir == str(tree.work / "sub")
+    ok(tree, ["init", "h", "--no-password", "--root-dir", "~"])
+    assert prof.load(Paths.from_env(tree.env()), "h").server.root_dir == "~"  # expanded when rendered
+
+
+def test_relative_root_dir_in_a_profile_is_refused() -> None:
+    with pytest.raises(HopError, match="absolute path"):
+        prof.parse("x", '[server]\nroot_dir = "notebooks"\n')

@@ -4,6 +4,7 @@ set exactly the expected traits to exactly the given values, and nothing else.""
 from __future__ import annotations
 
 import ast
+import keyword
 import os
 import tempfile
 from pathlib import Path
@@ -21,8 +22,8 @@ from jupyter_hop.errors import HopError
 DIR_NAME = st.text(
     st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00"), min_size=1, max_size=30
 ).filter(lambda s: s not in (".", "..") and len(s.encode()) <= 255)
-TRAIT = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,12}\.[A-Za-z_][A-Za-z0-9_]{0,12}", fullmatch=True).filter(
-    lambda k: k not in prof.OWNED_TRAITS
+TRAIT = st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,12}\.[A-Za-z][A-Za-z0-9_]{0,12}", fullmatch=True).filter(
+    lambda k: k not in prof.OWNED_TRAITS and not any(keyword.iskeyword(part) for part in k.split("."))
 )
 SCALAR = st.text(max_size=20) | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.booleans()
 VALUE = st.recursive(
@@ -159,8 +160,8 @@ def test_tilde_root_dir_is_expanded(name: str) -> None:
         assert "~" not in recorder.store["ServerApp.root_dir"].replace(name, "")
 
 
-REAL_TRAIT = st.from_regex(r"[A-Z][A-Za-z]{0,10}\.[a-z_][a-z0-9_]{0,10}", fullmatch=True).filter(
-    lambda k: k not in prof.OWNED_TRAITS
+REAL_TRAIT = st.from_regex(r"[A-Z][A-Za-z]{0,10}\.[a-z][a-z0-9_]{0,10}", fullmatch=True).filter(
+    lambda k: k not in prof.OWNED_TRAITS and not keyword.iskeyword(k.split(".")[1])
 )
 
 
@@ -198,3 +199,11 @@ def test_nasty_strings_stay_strings(value: str) -> None:
     exec(compile(result[0], "cfg", "exec"), {"get_config": lambda: recorder})
     assert recorder.store["ServerApp.custom_display_url"] == value
     assert recorder.store["PasswordIdentityProvider.hashed_password"] == value
+
+
+@pytest.mark.parametrize(
+    "key", ["if.x", "ServerApp.class", "None.x", "ServerApp.True", "ServerApp.__class__", "_A.b", "A._b"]
+)
+def test_keyword_option_names_are_refused(key: str) -> None:
+    with pytest.raises(HopError, match="option names look like"):
+        prof.from_dict("p", {"server": {"root_dir": "/", "options": {key: 1}}})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import keyword
 import math
 import re
 import sys
@@ -22,7 +23,9 @@ SSH_STYLES = ("command", "config")
 # host names and ssh user names: letters, digits and . _ - (no leading '-', which ssh would read as an option)
 HOST_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}")
 USER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
-TRAIT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*")
+# each part starts with a letter: traitlets' Config keeps "__x" names as Python attributes, so such an option
+# would be lost or (`__class__`) break the config at load time; no configurable trait starts with "_"
+TRAIT_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\.[A-Za-z][A-Za-z0-9_]*")
 # traits that jupyter-hop sets itself: letting a profile override them would undo the security defaults
 OWNED_TRAITS = frozenset(
     {
@@ -209,6 +212,9 @@ def validate(profile: Profile) -> None:
         raise _bad("server.ready_timeout", srv.ready_timeout, "seconds, 1-86400")
     if not srv.root_dir or "\x00" in srv.root_dir or "\n" in srv.root_dir:
         raise _bad("server.root_dir", srv.root_dir, "a directory path on one line")
+    if not srv.root_dir.startswith(("/", "~")):
+        # relative to what? units, jobs and shells each start in another directory
+        raise _bad("server.root_dir", srv.root_dir, "an absolute path, or one starting with ~")
     for key, value in srv.options.items():
         _check_option(key, value)
     ssh = profile.ssh
@@ -227,7 +233,8 @@ def validate(profile: Profile) -> None:
 
 def _check_option(key: str, value: Any) -> None:
     full = f"server.options.{key!r}"
-    if not TRAIT_RE.fullmatch(key):
+    # a Python keyword cannot be a class or trait name, and `c.if.x = 1` would not even compile
+    if not TRAIT_RE.fullmatch(key) or any(keyword.iskeyword(part) for part in key.split(".")):
         raise HopError(f"{full} is not allowed: option names look like \"ServerApp.max_body_size\"")
     if key in OWNED_TRAITS:
         raise HopError(f"{full} is not allowed: jupyter-hop sets {key} itself (see `jupyter hop config`)")

@@ -26,6 +26,15 @@ def _asker(from_stdin: bool):  # type: ignore[no-untyped-def]
     return lambda: read_new_password(from_stdin=from_stdin)
 
 
+def _absolute(root_dir: str | None) -> str | None:
+    """A relative --root-dir is taken from where `init` runs: units and jobs run elsewhere, so store it whole."""
+    import os
+
+    if not root_dir or root_dir.startswith("~"):
+        return root_dir
+    return os.path.abspath(root_dir)
+
+
 def _integer(flag: str, text: str | None) -> int | None:
     """Parsed here rather than by Typer so the one-line error names the value that was given."""
     import re
@@ -46,7 +55,9 @@ def init(
     bind: str = typer.Option(None, "--bind", help="localhost, socket or node."),
     port: str = typer.Option(None, "--port", help="Server port; 0 lets the server pick a free one at each launch."),
     local_port: str = typer.Option(None, "--local-port", help="Port on your laptop for the tunnel."),
-    login_host: str = typer.Option(None, "--login-host", help="What you type after `ssh` to reach this machine or its login node."),
+    login_host: str = typer.Option(
+        None, "--login-host", help="What you type after `ssh` to reach this machine or its login node."
+    ),
     ssh_user: str = typer.Option(None, "--ssh-user", help="Your user name there, if not the same as here."),
     password_stdin: bool = PASSWORD_STDIN,
     no_password: bool = typer.Option(False, "--no-password", help="Use a fresh random token at each launch instead."),
@@ -62,7 +73,7 @@ def init(
     paths = Paths.from_env()
     server = {
         "app": app_name,
-        "root_dir": root_dir,
+        "root_dir": _absolute(root_dir),
         "bind": bind,
         "port": _integer("--port", port),
         "local_port": _integer("--local-port", local_port),
@@ -76,7 +87,8 @@ def init(
     # A new profile asks for a password unless told not to; an update changes only what it names.
     new = not profiles.exists(paths, name)
     wants_password = password_stdin or (new and not no_password)
-    result = initialize.init_profile(paths, name, updates, ask_password=_asker(password_stdin) if wants_password else None)
+    asker = _asker(password_stdin) if wants_password else None
+    result = initialize.init_profile(paths, name, updates, ask_password=asker)
     verb = "Created" if result.created else "Updated"
     say(f"{verb} profile {name!r}: {result.profile_file}")
     say(f"Server config: {result.server_config}")
