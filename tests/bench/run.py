@@ -143,7 +143,11 @@ def plugin_cases(bench: Bench) -> list[Case]:
 def run_rounds(cases: list[Case], reps: int) -> None:
     for _ in range(reps):
         for case in cases:
-            result = case.measure()
+            try:
+                result = case.measure()
+            except Exception as exc:  # one broken case must not cost the other figures (or the CI run)
+                print(f"  ! {case.name}: {type(exc).__name__}: {str(exc)[-300:]}")
+                result = None
             if result is None:
                 case.failures += 1
             elif isinstance(result, Timing):
