@@ -182,9 +182,14 @@ def test_two_jobs_at_once(test_user: TestUser, env: dict[str, str], slurm_lab: S
         init_profile(test_user, env, name, "--app", "server", password=PASSWORD)
     procs = [test_user.popen(["jupyter-hop", "slurm", "submit", name], env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE) for name in ("one", "two")]
+    ids = []
+    for proc in procs:  # the ids first, so the jobs are cancelled at the end even if waiting fails
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        assert "Submitted Slurm job" in line, line
+        ids.append(job_id_from(line.split("Submitted Slurm job", 1)[1]))
+        jobs.append(ids[-1])
     outputs = [p.communicate(timeout=120) for p in procs]
-    ids = [job_id_from(err.split("Submitted Slurm job", 1)[1]) for _, err in outputs]
-    jobs.extend(ids)
     assert [p.returncode for p in procs] == [0, 0], outputs
     ports = {int(record_of(env, i)["port"]) for i in ids}  # type: ignore[index, call-overload]
     assert len(ports) == 2
@@ -292,3 +297,41 @@ def test_bad_value_is_refused_before_anything_is_written_or_submitted(
         assert error.startswith("jupyter-hop: error: ") and "\n" not in error and named in error, error
     # submit writes the script before sbatch: no jobs dir means nothing was written and nothing submitted
     assert not (state_dir(env) / "jobs").exists()
+
+
+def set_key(env: dict[str, str], name: str, old: str, new: str) -> None:
+    profile = Path(env["XDG_CONFIG_HOME"]) / "jupyter-hop" / "profiles" / f"{name}.toml"
+    text = profile.read_text()
+    assert old in text
+    profile.write_text(text.replace(old, new, 1))
+
+
+def test_pending_is_shown_then_ready(test_user: TestUser, env: dict[str, str], slurm_lab: SlurmLab,
+                                     jobs: list[str]) -> None:
+    """A job that must wait says why while submit waits (pending has no time limit), then becomes ready.
+
+    It waits on a held job, not on a full node, so test sessions sharing the lab do not block each other."""
+    held = test_user.run(["sbatch", "--parsable", "--hold", "-o", "/dev/null", "--wrap", "true"], env)
+    assert held.returncode == 0, held.stderr
+    held_id = held.stdout.strip()
+    jobs.append(held_id)
+    init_profile(test_user, env, "later", "--app", "server", password=PASSWORD)
+    set_key(env, "later", "extra_directives = []", f'extra_directives = ["--dependency=afterok:{held_id}"]')
+    proc = test_user.popen(["jupyter-hop", "slurm", "submit", "later"], env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    first = proc.stderr.readline()
+    job_id = job_id_from(first.split("Submitted Slurm job", 1)[1])
+    jobs.append(job_id)
+    pending = proc.stderr.readline()  # not a terminal: one line per change of state
+    assert pending.startswith(f"Slurm job {job_id}: PENDING (Dependency)"), pending
+    rows = {r["job_id"]: r for r in json.loads(hop(test_user, env, "slurm", "status", "--json").stdout)}
+    assert (rows[job_id]["state"], rows[job_id]["reason"], rows[job_id]["ready"]) == ("PENDING", "Dependency", False)
+    assert held_id not in rows  # not a jupyter-hop job
+    released = test_user.run(["scontrol", "release", held_id], env)
+    assert released.returncode == 0, released.stderr
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert f"Slurm job {job_id}: RUNNING on {slurm_lab.host}" in err
+    assert f"(Slurm job {job_id}, ends " in out
+    assert hop(test_user, env, "slurm", "cancel", job_id).returncode == 0
