@@ -29,10 +29,13 @@ def env(user_home: dict[str, str], slurm_lab: SlurmLab) -> dict[str, str]:
 
 
 @pytest.fixture
-def jobs(slurm_lab: SlurmLab) -> Iterator[list[str]]:
-    """Job ids a test submitted: cancelled at the end whatever happened, so no job outlives its test."""
+def jobs(slurm_lab: SlurmLab, env: dict[str, str]) -> Iterator[list[str]]:
+    """Job ids a test submitted: cancelled at the end whatever happened, so no job outlives its test (with
+    every job jupyter-hop noted in the test's state dirs, in case a test failed before it learned the id)."""
     ids: list[str] = []
     yield ids
+    noted = Path(env["XDG_STATE_HOME"]).rglob("job-*.json")
+    ids = sorted(set(ids) | {p.name[4:-5] for p in noted if p.parent.name in ("jobs", "records")})
     if ids:
         slurm_lab.run("scancel", *ids)
         deadline = time.monotonic() + 60
