@@ -54,16 +54,31 @@ def cases(bench: Bench) -> list[Case]:
     config = area / "config" / "jupyter-hop" / "servers" / "sbench" / "jupyter_server_config.py"
     flag = area / "work" / "started"
     figures: dict[str, float] = {}
+    wrapped: list[str] = []
+
+    def cancel_leftovers() -> None:
+        """Jobs of a round that failed or timed out must not hold the lab's CPUs for hours."""
+        noted = [p.name[4:-5] for p in (area / "state" / "jupyter-hop" / "jobs").glob("job-*.json")]
+        ids = [*wrapped, *noted]
+        if ids:
+            subprocess.run(wrap(["scancel", *ids], env), capture_output=True, cwd=area, timeout=60)
+        wrapped.clear()
+
+    atexit.register(cancel_leftovers)
 
     def job_start() -> float | None:
         flag.unlink(missing_ok=True)
         start = time.perf_counter()
         argv = wrap(["sbatch", "--parsable", "-o", "/dev/null", "--wrap", f"touch {flag}"], env)
-        if subprocess.run(argv, capture_output=True, cwd=area, timeout=60).returncode != 0:
+        submitted = subprocess.run(argv, capture_output=True, text=True, cwd=area, timeout=60)
+        if submitted.returncode != 0:
             return None
+        wrapped.append(submitted.stdout.strip().split(";")[0])
         deadline = time.monotonic() + 60
         while not flag.exists():
             if time.monotonic() > deadline:
+                print("  ! the bare job did not start within 60 s (is the lab's node busy?)")
+                cancel_leftovers()
                 return None
             time.sleep(0.002)
         figures["job"] = time.perf_counter() - start
@@ -80,12 +95,18 @@ def cases(bench: Bench) -> list[Case]:
 
     def submit() -> float | None:
         start = time.perf_counter()
-        done = subprocess.run(wrap([hop, "slurm", "submit", "sbench"], env), capture_output=True, text=True,
-                              cwd=area, timeout=180)
+        try:
+            done = subprocess.run(wrap([hop, "slurm", "submit", "sbench"], env), capture_output=True, text=True,
+                                  cwd=area, timeout=180)
+        except subprocess.TimeoutExpired:
+            print("  ! slurm submit did not finish within 180 s")
+            cancel_leftovers()
+            return None
         elapsed = time.perf_counter() - start
         job_id = done.stderr.split("Submitted Slurm job ", 1)[-1].split(";", 1)[0]
         if job_id.isdigit():
             subprocess.run(wrap([hop, "slurm", "cancel", job_id], env), capture_output=True, cwd=area, timeout=180)
+        cancel_leftovers()
         if done.returncode != 0:
             print(f"  ! slurm submit exited {done.returncode}: {done.stderr.strip()[-300:]}")
             return None
