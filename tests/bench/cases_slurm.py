@@ -19,13 +19,12 @@ OVERHEAD_TARGET = 0.3
 
 
 def _lab() -> dict[str, str]:
-    """The Slurm lab's client environment; started here (and stopped at exit) unless a test session runs it."""
+    """The Slurm lab's client environment, under a lease like a test session's (the last to leave stops it)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from lab import slurmlab
 
-    lab = slurmlab.start()
-    if lab.started_here:
-        atexit.register(slurmlab.stop, lab)
+    lab = slurmlab.acquire()
+    atexit.register(slurmlab.release, lab)
     return lab.env()
 
 

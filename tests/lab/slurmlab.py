@@ -270,20 +270,29 @@ def _glob(directory: Path) -> list[Path]:
         return []
 
 
+def acquire() -> SlurmLab:
+    """Start or join the lab, holding a lease for this process until `release`."""
+    with lab_lock():
+        _leases(BASE).mkdir(mode=0o755, exist_ok=True)
+        (_leases(BASE) / str(os.getpid())).touch()
+    return start()
+
+
+def release(lab: SlurmLab) -> None:
+    """Drop this process's lease; the last one to leave stops the lab."""
+    with lab_lock():
+        (_leases(lab.base) / str(os.getpid())).unlink(missing_ok=True)
+        if not _live_leases(lab.base):
+            _teardown(lab)
+
+
 @pytest.fixture(scope="session")
 def slurm_lab(test_user: TestUser) -> Iterator[SlurmLab]:
     """Shared by every test session on the machine at the time (engineers run suites side by side): each
     session holds a lease, and the last one to leave stops the lab."""
-    lease = _leases(BASE) / str(os.getpid())
     try:
-        with lab_lock():
-            lease.parent.mkdir(mode=0o755, exist_ok=True)
-            lease.touch()
-        lab = start()
+        lab = acquire()
     except (LabError, OSError, subprocess.SubprocessError) as exc:
         pytest.fail(f"the Slurm lab could not be set up: {exc}")
     yield lab
-    with lab_lock():
-        lease.unlink(missing_ok=True)
-        if not _live_leases(BASE):
-            _teardown(lab)
+    release(lab)
