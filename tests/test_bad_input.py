@@ -178,6 +178,13 @@ CASES = [
     ),
     Case("name-dotdot", ["init", "../x", "--no-password", "--root-dir", "."], ["'../x'"]),
     Case("name-dash", ["init", "--no-password", "--root-dir", ".", "--", "-x"], ["'-x'"]),
+    Case("name-too-long", ["config", "n" * 65], ["n" * 65]),
+    Case(
+        "config-dir-is-a-file",
+        ["init", "new", "--no-password", "--root-dir", "."],
+        ["jupyter-hop", "Not a directory"],
+        setup=lambda tree: (shutil.rmtree(tree.config), tree.config.write_text("a file\n")),
+    ),
     Case("name-empty", ["config", ""], ["''"]),
     Case("unknown-option", ["init", "good", "--colour", "blue"], ["--colour"]),
     Case(

@@ -139,3 +139,17 @@ def test_relative_root_dir_is_stored_absolute(tree: HopTree) -> None:
 def test_relative_root_dir_in_a_profile_is_refused() -> None:
     with pytest.raises(HopError, match="absolute path"):
         prof.parse("x", '[server]\nroot_dir = "notebooks"\n')
+
+
+def test_jupyter_subcommand_lookup_finds_hop(tree: HopTree) -> None:
+    """`jupyter hop ...` is `jupyter-hop ...` through Jupyter's own subcommand lookup on PATH."""
+    import subprocess
+    import sys
+
+    ok(tree, ["init", "p", "--no-password", "--root-dir", str(tree.work)])
+    jupyter = str(Path(sys.executable).parent / "jupyter")
+    done = subprocess.run(
+        [jupyter, "hop", "config", "p"], capture_output=True, text=True, env=tree.env(), cwd=tree.work, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ok(tree, ["config", "p"])
