@@ -352,7 +352,7 @@ def test_sigkilled_launcher_record_and_orphan_cleaned_by_next_run(
 
 # --- racing writers -----------------------------------------------------------------------------------------
 
-ROUNDS = 12
+ROUNDS = 25
 
 
 def check_consistent(env: dict[str, str], name: str, passwords: tuple[str, str]) -> str:
