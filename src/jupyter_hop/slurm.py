@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -209,7 +210,8 @@ def sbatch(script: Path) -> str:
 
 def squeue(job_ids: Sequence[str] = ()) -> list[JobState]:
     """This user's queued and running jobs (all of them, or those of `job_ids`); ended jobs are not listed."""
-    argv = [_tool("squeue"), "-h", "--me", "-o", SQUEUE_FORMAT]
+    # -u rather than --me, which Slurm before 20.11 does not know; the uid's name, not $USER, which may lie
+    argv = [_tool("squeue"), "-h", "-u", pwd.getpwuid(os.getuid()).pw_name, "-o", SQUEUE_FORMAT]
     if job_ids:
         argv += ["-j", ",".join(job_ids)]
     result = _run(argv)
