@@ -9,6 +9,7 @@ Faults covered elsewhere (not repeated here):
 - read-only config dir for init/password (as root, via a read-only bind mount): test_bad_input.py read-only-* cases
 - server crash under systemd (restart): test_systemd_lab.py::test_unit_lifecycle
 - job killed at the time limit: test_slurm_lab.py::test_time_limit_stops_the_server_cleanly
+(A job cancelled while `slurm submit` waits is here, at the end: no Slurm test had it.)
 """
 
 from __future__ import annotations
@@ -474,3 +475,51 @@ def test_torn_and_foreign_records_do_not_break_commands(test_user: TestUser, use
         launcher.stop()
     assert launcher.process.returncode == 0, launcher.err
     assert "Traceback" not in launcher.err
+
+
+# --- a job cancelled while `slurm submit` waits -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("when", ["pending", "starting"])
+def test_job_cancelled_while_submit_waits(test_user: TestUser, user_home: dict[str, str], slurm_lab: SlurmLab,
+                                          when: str) -> None:
+    """scancel by someone else while submit waits: submit exits non-zero at once, naming the job and its state."""
+    env = {**user_home, **slurm_lab.env()}
+    init_profile(test_user, env, "c", "--app", "server")
+    profile = hop_dir(env, "config") / "profiles" / "c.toml"
+    text = profile.read_text()
+    key, value = ("extra_directives = []", 'extra_directives = ["--begin=now+3600"]') if when == "pending" else (
+        "setup = []", 'setup = ["sleep 300"]')
+    assert key in text
+    profile.write_text(text.replace(key, value, 1))
+    proc = test_user.popen(["jupyter-hop", "slurm", "submit", "c"], env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+    job_id = submitted = ""
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        assert "Submitted Slurm job" in first, first
+        job_id = submitted = first.split("Submitted Slurm job", 1)[1].split()[0].strip(".;,")
+        state = "PENDING" if when == "pending" else "RUNNING"
+        wait_until(lambda: slurm_lab.run("squeue", "-h", "-j", job_id, "-o", "%T").stdout.strip() == state, 30,
+                   f"job {job_id} {state}")
+        began = time.monotonic()
+        assert slurm_lab.run("scancel", job_id).returncode == 0
+        _, err = proc.communicate(timeout=60)
+        took = time.monotonic() - began
+        job_id = ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if job_id:
+            slurm_lab.run("scancel", job_id)
+    assert proc.returncode != 0
+    assert "Traceback" not in err
+    [line] = error_lines(err)
+    assert f"Slurm job {submitted} ended (" in line, err
+    assert "before the Jupyter server was ready" in line, err
+    # A running job may still be COMPLETING when submit looks; the job log's tail that follows says CANCELLED.
+    assert "CANCELLED" in err, err
+    assert took < 15, took
+    print(f"\njob cancelled while {when}: submit exited {took:.2f} s after scancel: {line}")
