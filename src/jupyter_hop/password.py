@@ -24,7 +24,7 @@ def hash_password(password: str) -> str:
 
 def verify(hashed: str, password: str) -> bool:
     from argon2 import PasswordHasher
-    from argon2.exceptions import VerificationError, InvalidHashError
+    from argon2.exceptions import InvalidHashError, VerificationError
 
     if not hashed.startswith(PREFIX):
         return False

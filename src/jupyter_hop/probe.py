@@ -28,7 +28,7 @@ def api_status(*, address: str, port: int, sock: str, base_url: str, timeout: fl
     if sock:
         conn = _UnixConnection(sock, timeout)
     else:
-        host = address if address not in ("", "0.0.0.0") else "127.0.0.1"  # noqa: S104
+        host = address if address not in ("", "0.0.0.0") else "127.0.0.1"
         conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         # Jupyter checks the Host header on loopback binds; a tunnel presents "localhost" too.
