@@ -32,6 +32,9 @@ from lab.user import TestUser
 pytestmark = pytest.mark.lab
 
 MAX_FILE = 20 << 20  # larger files are not jupyter-hop's or Jupyter's small state files
+# World-writable places a careless program might drop a file in (/tmp itself holds every test's files: the
+# node-local runtime base under it is scanned instead).
+SHARED_TMP = [Path("/dev/shm"), Path("/var/tmp")]
 
 
 def fresh_password() -> str:
@@ -240,7 +243,7 @@ def scan_server(env: dict[str, str], audit: Audit, home: Path, extra: Iterable[P
             record_path, runtime / "token", runtime / f"jpserver-{server_pid}.json",
             runtime / f"jpserver-{server_pid}-open.html",
         }
-    for directory in [*hop_dirs(env), runtime.parent, home, *extra]:
+    for directory in [*hop_dirs(env), runtime.parent, home, *SHARED_TMP, *extra]:
         audit.tree(directory)
     for pid in [launcher_pid, *descendants(launcher_pid)]:
         audit.process(pid)
@@ -252,7 +255,7 @@ def scan_server(env: dict[str, str], audit: Audit, home: Path, extra: Iterable[P
 def rescan_stopped(env: dict[str, str], runtime: Path, audit: Audit, home: Path, extra: Iterable[Path] = ()) -> None:
     assert not runtime.exists()
     audit.allowed = {}  # the record and the runtime dir are gone: the token may be nowhere now
-    for directory in [*hop_dirs(env), runtime.parent, home, *extra]:
+    for directory in [*hop_dirs(env), runtime.parent, home, *SHARED_TMP, *extra]:
         if directory.is_dir():
             audit.tree(directory)
         elif directory.exists():
@@ -373,7 +376,9 @@ def test_systemd_unit(user_manager: UserManager, unit_env: dict[str, str], mode:
         start_kernel(record, password=password or "", token=token)
         unit_file = user_manager.unit_dir / unit
         # The unit log's mode has its own (expected to fail) test below; here only its content is audited.
-        _, runtime = scan_server(env, audit, user.home, [user_manager.unit_dir, user_manager.log],
+        # The unit's private /tmp (PrivateTmp=), as its processes see it.
+        private_tmp = Path(f"/proc/{record['pid']}/root/tmp")
+        _, runtime = scan_server(env, audit, user.home, [user_manager.unit_dir, user_manager.log, private_tmp],
                                  mode_exempt=["unit-audit.log"])
         assert unit_file in audit.files
         for args in (["show", unit], ["cat", unit], ["status", "--no-pager", "-l", unit], ["show-environment"]):
