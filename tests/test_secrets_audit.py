@@ -1,12 +1,4 @@
-"""Secrets audit: after real runs, the password is nowhere in clear and the token only where the design allows.
-
-Scanned while the server runs and again after it stopped: every file under the test user's XDG config and
-state dirs, the launch's runtime dir, the node-local runtime base and the user's home; the command line and
-environment of the launcher, the server and their children (a kernel is started so there is one), every
-command line on the machine; and everything the launcher and the CLI printed. The same for a Slurm job (batch
-script, job log, Slurm's own copies, squeue/scontrol output) and a systemd user unit (unit file, unit log,
-`systemctl --user show/cat/status`).
-"""
+"""Secrets audit: after real runs, the password is nowhere in clear and the token only where the design allows."""
 
 from __future__ import annotations
 
@@ -28,6 +20,13 @@ from lab.launch import hop, init_profile, start_launcher
 from lab.slurmlab import SlurmLab
 from lab.systemdlab import UserManager
 from lab.user import TestUser
+
+# Scanned while the server runs and again after it stopped: every file under the test user's XDG config and
+# state dirs, the launch's runtime dir, the node-local runtime base and the user's home; the command line and
+# environment of the launcher, the server and their children (a kernel is started so there is one), every
+# command line on the machine; and everything the launcher and the CLI printed. The same for a Slurm job (batch
+# script, job log, Slurm's own copies, squeue/scontrol output) and a systemd user unit (unit file, unit log,
+# `systemctl --user show/cat/status`).
 
 pytestmark = pytest.mark.lab
 
