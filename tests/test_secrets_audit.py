@@ -397,8 +397,6 @@ def test_systemd_unit(user_manager: UserManager, unit_env: dict[str, str], mode:
     print(f"\nsystemd unit ({mode}) audited: {audit.summary()}")
 
 
-@pytest.mark.xfail(strict=True, reason="systemd creates the StandardOutput=append: log 0644 (its umask); "
-                   "jupyter-hop could create it 0600 before the first start. Owner: the systemd commands.")
 def test_systemd_unit_log_is_private(user_manager: UserManager, unit_env: dict[str, str]) -> None:
     """The unit log holds the server's output: 0600 like every other jupyter-hop file (its dir is 0700)."""
     env = unit_env

@@ -13,7 +13,7 @@ from typing import Any
 
 from jupyter_hop import records, systemctl, systemd
 from jupyter_hop.errors import HopError
-from jupyter_hop.fsutil import atomic_write, private_dir, read_text
+from jupyter_hop.fsutil import atomic_write, private_file, read_text
 from jupyter_hop.paths import Paths
 from jupyter_hop.profile import Profile
 from jupyter_hop.records import Record
@@ -67,7 +67,7 @@ def install(paths: Paths, profile: Profile, *, force: bool) -> Installed:
         # Not private: systemd and the user read it; it holds no secret.
         atomic_write(path, text, mode=0o644)
     if spec.log_file:
-        private_dir(Path(spec.log_file).parent)
+        private_file(Path(spec.log_file))
     systemctl.check(["daemon-reload"])
     systemctl.check(["enable", spec.unit])
     user = getpass.getuser()
@@ -92,7 +92,7 @@ def installed_unit(paths: Paths, profile: Profile) -> tuple[str, Path, str]:
             stale = (f"{path} does not match the profile any more; "
                      f"`jupyter hop systemd install {profile.name} --force` updates it")
         if spec.log_file:
-            private_dir(Path(spec.log_file).parent)  # a missing log dir would make the start fail
+            private_file(Path(spec.log_file))  # a missing log dir would make the start fail
     return unit, path, stale
 
 
