@@ -280,7 +280,8 @@ def _stale_reason(record: Record, units: dict[str, UnitState] | None, jobs: dict
         return f"launcher pid {record.pid} is gone"
     if record.kind == "unit" and units is not None and here:
         unit = units.get(record.unit)
-        if unit is None or unit.active != "active":
+        # activating/deactivating: systemd has not yet seen READY=1 or is stopping it; the launcher is alive
+        if unit is None or unit.active not in ("active", "activating", "deactivating", "reloading"):
             return f"unit {record.unit} is {unit.active if unit else 'not loaded'}"
     if record.kind == "job" and jobs is not None:
         queued = jobs.get(record.job_id)
