@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import stat
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from jupyter_hop.errors import HopError
@@ -76,3 +77,36 @@ def read_text(path: Path) -> str | None:
         return None
     except OSError as exc:
         raise HopError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def private_file(path: Path) -> Path:
+    """Make sure `path` exists as a 0600 file of ours (in a 0700 dir) before another program appends to it.
+
+    systemd creates a missing StandardOutput=append: file with its own umask (0644); created here first, the
+    server's output stays private.
+    """
+    private_dir(path.parent)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise HopError(f"cannot create {path}: {exc.strerror}") from exc
+    return path
+
+
+@contextlib.contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold an flock on `path` (a directory, or a lock file created 0600) while the block runs."""
+    flags = os.O_RDONLY | os.O_DIRECTORY if path.is_dir() else os.O_CREAT | os.O_RDWR
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:  # a read-only or full dir: say which file, without a traceback
+        raise HopError(f"cannot write {path}: {exc.strerror}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

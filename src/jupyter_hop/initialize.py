@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,7 @@ from jupyter_hop import password as pw
 from jupyter_hop import profile as prof
 from jupyter_hop import serverconfig
 from jupyter_hop.errors import HopError
-from jupyter_hop.fsutil import atomic_write_all, private_dir
+from jupyter_hop.fsutil import atomic_write_all, exclusive, private_dir
 from jupyter_hop.paths import Paths
 
 PasswordSource = Callable[[], str]
@@ -46,7 +44,7 @@ def init_profile(
     if not ask_password:
         check_bind_needs_password(profile, serverconfig.read_hash(paths, name))
     new_hash = pw.hash_password(ask_password()) if ask_password else None
-    with _locked(paths):
+    with locked(paths):
         # Read again under the lock: another init or password may have written since.
         text, profile = prof.updated(paths, name, updates)
         serverconfig.check_no_stray_json(paths, name)
@@ -68,7 +66,7 @@ def change_password(paths: Paths, name: str, ask_password: PasswordSource) -> Pa
     serverconfig.check_no_stray_json(paths, name)
     serverconfig.resolved_root(profile)
     hashed = pw.hash_password(ask_password())
-    with _locked(paths):
+    with locked(paths):
         profile = prof.load(paths, name)
         serverconfig.check_no_stray_json(paths, name)
         config_text = serverconfig.render(profile, hashed, serverconfig.resolved_root(profile))
@@ -76,23 +74,13 @@ def change_password(paths: Paths, name: str, ask_password: PasswordSource) -> Pa
     return paths.server_config(name)
 
 
-@contextlib.contextmanager
-def _locked(paths: Paths) -> Iterator[None]:
+def locked(paths: Paths) -> contextlib.AbstractContextManager[None]:
     """Serialise writers of profiles: each writes a profile, a hash and a config that must agree.
 
     The lock is on the config dir itself, so taking it writes nothing (a read-only dir still gives the clear
     "cannot write" error of the write that follows).
     """
-    directory = private_dir(paths.config_dir)
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError as exc:
-        raise HopError(f"cannot open {directory}: {exc.strerror}") from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+    return exclusive(private_dir(paths.config_dir))
 
 
 def check_bind_needs_password(profile: prof.Profile, hashed: str | None) -> None:

@@ -102,7 +102,6 @@ def render(
     *,
     style: str = "command",
     show_secret: bool = False,
-    local_port_note: str = "",
 ) -> str:
     """Everything a user needs to reach the server, every command runnable as printed."""
     local_port = record.local_port
@@ -117,8 +116,9 @@ def render(
     else:
         lines.append("On your laptop, open the tunnel (it stays open; Ctrl-C closes it):")
         lines.append(f"  {t.command}")
-    if local_port_note:
-        lines.append(local_port_note)
+    wanted = record.wanted_local_port
+    if wanted and wanted != local_port:
+        lines.append(f"  ({wanted} is used by another of your servers' tunnels, so this one uses {local_port}.)")
     lines.append("")
     url = login_url(record, local_port, show_secret=show_secret)
     if record.token and not show_secret:

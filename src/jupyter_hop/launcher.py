@@ -25,7 +25,7 @@ from typing import IO
 from jupyter_hop import probe, records, serverconfig
 from jupyter_hop.errors import HopError
 from jupyter_hop.fsutil import atomic_write, private_dir
-from jupyter_hop.initialize import check_bind_needs_password
+from jupyter_hop.initialize import check_bind_needs_password, locked
 from jupyter_hop.paths import Paths
 from jupyter_hop.profile import Profile
 from jupyter_hop.records import Record
@@ -108,15 +108,13 @@ def check_port_free(address: str, port: int) -> None:
             ) from exc
 
 
-def choose_local_port(paths: Paths, wanted: int) -> tuple[int, str]:
+def choose_local_port(paths: Paths, wanted: int) -> int:
     """The profile's laptop port, unless another live server of this user already claims it in its instructions."""
     taken = {r.local_port for _, r in records.all_records(paths) if r is not None}
     port = wanted
     while port in taken and port < 65535:
         port += 1
-    if port == wanted:
-        return port, ""
-    return port, f"  ({wanted} is used by another of your servers' tunnels, so this one uses {port}.)"
+    return port
 
 
 @dataclass
@@ -267,9 +265,10 @@ class Plan:
 def run(paths: Paths, profile: Profile, *, out: IO[str], err: IO[str]) -> int:
     """Run the server in the foreground until it stops; the return value is the process exit code."""
     base_argv = check_app(profile.server.app)
-    hashed = serverconfig.read_hash(paths, profile.name)
-    check_bind_needs_password(profile, hashed)
-    config = serverconfig.write(paths, profile)
+    with locked(paths):  # a `password` running now must not be undone by a config rendered with the old hash
+        hashed = serverconfig.read_hash(paths, profile.name)
+        check_bind_needs_password(profile, hashed)
+        config = serverconfig.write(paths, profile)
     where = placement(profile, os.environ)
     address = node_address(socket.gethostname()) if profile.server.bind == "node" else "127.0.0.1"
     prune_stale(paths, where.host, err)  # first: an orphaned server may hold the fixed port
@@ -365,6 +364,7 @@ def _record(plan: Plan, launch: Launch, info: dict[str, object], started: float,
         server_pid=launch.process.pid,
         started=started,
         local_port=plan.profile.server.local_port,
+        wanted_local_port=plan.profile.server.local_port,
         login_host=where.login_host,
         ssh_host=where.ssh_host,
         ssh_user=where.ssh_user,
@@ -381,15 +381,13 @@ def _serve(paths: Paths, plan: Plan, record: Record, launch: Launch, stopper: St
 
     try:
         with records.locked(paths):
-            record.local_port, port_note = choose_local_port(paths, record.local_port)
+            record.local_port = choose_local_port(paths, record.wanted_local_port)
             records.write(paths, record)
     except HopError:
         _finish(launch)  # without its record nobody could find or stop this server
         raise
     try:
-        text = instructions.render(
-            record, style=plan.profile.ssh.style, show_secret=out.isatty(), local_port_note=port_note
-        )
+        text = instructions.render(record, style=plan.profile.ssh.style, show_secret=out.isatty())
         out.write(text)
         out.flush()
         endpoint = record.sock or f"{record.address}:{record.port}"

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jupyter_hop.errors import HopError
-from jupyter_hop.fsutil import atomic_write
+from jupyter_hop.fsutil import atomic_write, exclusive, private_dir
 from jupyter_hop.paths import Paths
 
 KINDS = ("run", "unit", "job")
@@ -42,6 +39,7 @@ class Record:
     unit: str = ""
     token: str = ""  # only without a password: the per-launch token
     log: str = ""  # the server's log file
+    wanted_local_port: int = 0  # the profile's local_port; local_port differs when another server had it
 
     @property
     def key(self) -> str:
@@ -75,21 +73,9 @@ def write(paths: Paths, record: Record) -> Path:
     return path
 
 
-@contextlib.contextmanager
-def locked(paths: Paths) -> Iterator[None]:
+def locked(paths: Paths) -> contextlib.AbstractContextManager[None]:
     """Serialise read-then-write of records (launches that become ready together must not pick one local port)."""
-    from jupyter_hop.fsutil import private_dir
-
-    lock = private_dir(paths.records_dir) / ".lock"
-    try:
-        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)
-    except OSError as exc:  # a read-only or full state dir: say which file, without a traceback
-        raise HopError(f"cannot write {lock}: {exc.strerror}") from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+    return exclusive(private_dir(paths.records_dir) / ".lock")
 
 
 def remove(paths: Paths, record: Record) -> None:
