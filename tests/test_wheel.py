@@ -76,7 +76,9 @@ def installed() -> Iterator[Installed]:
     py = venv / "bin" / "python"
     site = Path(run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip())
     (site / "zz_dev_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "--no-index", str(wheel)])
+    # --ignore-installed: the test venv may hold a non-editable jupyter-hop (as in CI), visible through the .pth
+    run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "--no-index", "--ignore-installed",
+         str(wheel)])
     home = base / "home"
     (home / "work").mkdir(parents=True)
     try:
