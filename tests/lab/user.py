@@ -60,7 +60,9 @@ class TestUser:
         kwargs.setdefault("cwd", str(self.home))
         return subprocess.run(self.argv(args, env), **kwargs)  # type: ignore[call-overload]
 
-    def popen(self, args: Sequence[str], env: Mapping[str, str] | None = None, **kwargs: object) -> subprocess.Popen[str]:
+    def popen(
+        self, args: Sequence[str], env: Mapping[str, str] | None = None, **kwargs: object
+    ) -> subprocess.Popen[str]:
         kwargs.setdefault("text", True)
         kwargs.setdefault("cwd", str(self.home))
         return subprocess.Popen(self.argv(args, env), **kwargs)  # type: ignore[call-overload]
