@@ -232,3 +232,20 @@ def test_stale_record_is_cleaned_by_next_launch(test_user: TestUser, user_home: 
         assert [r["pid"] for r in recs] == [second.process.pid]
     finally:
         second.stop()
+
+
+def test_root_is_refused_in_one_line(tmp_path: Path) -> None:
+    """As root, Jupyter would refuse after a slow start; the launcher says so at once, and why."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "c"), "XDG_STATE_HOME": str(tmp_path / "s")}
+    hop_bin = str(Path(sys.executable).parent / "jupyter-hop")
+    made = subprocess.run([hop_bin, "init", "r", "--no-password", "--root-dir", str(tmp_path), "--app", "server"],
+                          env=env, capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    result = subprocess.run([hop_bin, "run", "r"], env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "jupyter-hop: error: Jupyter does not run as root: run jupyter-hop as the user who will use the notebooks\n"
+    )

@@ -264,6 +264,9 @@ class Plan:
 
 def run(paths: Paths, profile: Profile, *, out: IO[str], err: IO[str]) -> int:
     """Run the server in the foreground until it stops; the return value is the process exit code."""
+    if os.geteuid() == 0:
+        # Jupyter refuses root without --allow-root, and a notebook server should not run as root anyway.
+        raise HopError("Jupyter does not run as root: run jupyter-hop as the user who will use the notebooks")
     base_argv = check_app(profile.server.app)
     with locked(paths):  # a `password` running now must not be undone by a config rendered with the old hash
         hashed = serverconfig.read_hash(paths, profile.name)
