@@ -117,3 +117,17 @@ def test_tunnel_is_pure(record: Record) -> None:
     a = instructions.render(record)
     b = instructions.render(record)
     assert a == b and record.__dict__ == before
+
+
+def test_stop_line_uses_how_this_shell_reaches_jupyter_hop(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`jupyter hop` only when PATH leads to this jupyter-hop; else its absolute path, which works when pasted."""
+    import sys
+    from pathlib import Path
+
+    from jupyter_hop.instructions import invocation
+
+    bin_dir = str(Path(sys.executable).parent)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    assert invocation() == "jupyter hop"
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert invocation() == f"{bin_dir}/jupyter-hop"

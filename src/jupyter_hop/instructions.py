@@ -102,8 +102,12 @@ def render(
     *,
     style: str = "command",
     show_secret: bool = False,
+    hop: str = "jupyter hop",
 ) -> str:
-    """Everything a user needs to reach the server, every command runnable as printed."""
+    """Everything a user needs to reach the server, every command runnable as printed.
+
+    `hop` is how this shell reaches jupyter-hop (see `invocation`), so the stop line works when pasted.
+    """
     local_port = record.local_port
     t = tunnel(record, local_port)
     lines = [where(record), ""]
@@ -123,10 +127,28 @@ def render(
     url = login_url(record, local_port, show_secret=show_secret)
     if record.token and not show_secret:
         lines.append(f"Then open {url} and log in with the token that this shows on your own terminal:")
-        lines.append(f"  jupyter hop instructions {record.key}")
+        lines.append(f"  {hop} instructions {record.key}")
     elif record.token:
         lines.append(f"Then open {url}")
     else:
         lines.append(f"Then open {url} and log in with your jupyter-hop password.")
-    lines.append(f"Stop it: jupyter hop stop {record.key}")
+    lines.append(f"Stop it: {hop} stop {record.key}")
     return "\n".join(lines) + "\n"
+
+
+def invocation() -> str:
+    """How the user's shell can run this same jupyter-hop: `jupyter hop` when PATH leads to it, else its path.
+
+    A venv that is not activated (or a unit's or job's minimal PATH) would make `jupyter hop` fail when pasted.
+    """
+    import shutil
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "jupyter-hop"
+    found = shutil.which("jupyter-hop")
+    if found and Path(found) == script:
+        return "jupyter hop" if shutil.which("jupyter") else "jupyter-hop"
+    if script.exists():
+        return shlex.quote(str(script))
+    return f"{shlex.quote(sys.executable)} -m jupyter_hop"

@@ -390,7 +390,9 @@ def _serve(paths: Paths, plan: Plan, record: Record, launch: Launch, stopper: St
         _finish(launch)  # without its record nobody could find or stop this server
         raise
     try:
-        text = instructions.render(record, style=plan.profile.ssh.style, show_secret=out.isatty())
+        text = instructions.render(
+            record, style=plan.profile.ssh.style, show_secret=out.isatty(), hop=instructions.invocation()
+        )
         out.write(text)
         out.flush()
         endpoint = record.sock or f"{record.address}:{record.port}"

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jupyter_hop.records import Record
 
 
 def emit_json(data: Any) -> None:
@@ -20,3 +23,12 @@ def say(text: str = "") -> None:
 def warn(text: str) -> None:
     sys.stderr.write(f"jupyter-hop: warning: {text}\n")
     sys.stderr.flush()
+
+
+def show_instructions(record: Record, style: str) -> None:
+    """Print a server's instructions for the user at this terminal: the token only if stdout is a terminal."""
+    from jupyter_hop import instructions
+
+    text = instructions.render(record, style=style, show_secret=sys.stdout.isatty(), hop=instructions.invocation())
+    sys.stdout.write(text)
+    sys.stdout.flush()

@@ -6,6 +6,8 @@ import sys
 
 import typer
 
+from jupyter_hop.output import show_instructions
+
 
 def register(app: typer.Typer) -> None:
     app.command("run")(run)
@@ -27,7 +29,6 @@ def instructions(
     ssh_config: bool = typer.Option(False, "--ssh-config", help="Show an ~/.ssh/config block instead of a command."),
 ) -> None:
     """Print the connection instructions of a running server again (the token only on your own terminal)."""
-    from jupyter_hop import instructions as text
     from jupyter_hop import records
     from jupyter_hop.errors import HopError
     from jupyter_hop.paths import Paths
@@ -38,4 +39,4 @@ def instructions(
         raise HopError(f"no running server {target!r} is known; `jupyter hop list` shows what runs")
     record = found[0]
     style = "config" if ssh_config else "command"
-    sys.stdout.write(text.render(record, style=style, show_secret=sys.stdout.isatty()))
+    show_instructions(record, style)

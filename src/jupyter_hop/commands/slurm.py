@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from jupyter_hop.output import show_instructions
+
 if TYPE_CHECKING:
     from jupyter_hop.paths import Paths
     from jupyter_hop.slurm_jobs import Submission
@@ -60,7 +62,7 @@ def submit(
 
 
 def _wait_and_print(paths: Paths, submission: Submission, ready_timeout: float, style: str) -> None:
-    from jupyter_hop import instructions, slurm_jobs
+    from jupyter_hop import slurm_jobs
 
     line = slurm_jobs.StatusLine(sys.stderr)
     job_id = submission.job_id
@@ -75,18 +77,17 @@ def _wait_and_print(paths: Paths, submission: Submission, ready_timeout: float, 
     finally:
         line.clear()
     record = slurm_jobs.with_end(record, job)
-    sys.stdout.write(instructions.render(record, style=style, show_secret=sys.stdout.isatty()))
-    sys.stdout.flush()
+    show_instructions(record, style)
 
 
 @app.command("instructions")
-def show_instructions(
+def instructions(
     job_id: JobId,
     ssh_config: Annotated[bool, typer.Option("--ssh-config", help="Show an ~/.ssh/config block.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until the job's server is ready.")] = False,
 ) -> None:
     """Print how to connect to a running job's server (the token only on your own terminal)."""
-    from jupyter_hop import instructions, profile, records, slurm_jobs
+    from jupyter_hop import profile, records, slurm_jobs
     from jupyter_hop.errors import HopError
     from jupyter_hop.paths import Paths
 
@@ -102,7 +103,7 @@ def show_instructions(
         _wait_and_print(paths, submission, timeout, style)
         return
     record = slurm_jobs.find_record(paths, job_id)
-    sys.stdout.write(instructions.render(record, style=style, show_secret=sys.stdout.isatty()))
+    show_instructions(record, style)
 
 
 @app.command()

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from jupyter_hop.output import emit_json, say, warn
+from jupyter_hop.output import emit_json, say, show_instructions, warn
 
 if TYPE_CHECKING:
     from jupyter_hop.paths import Paths
@@ -30,12 +30,10 @@ def _load(name: str) -> tuple[Paths, Profile]:
 
 
 def _instructions(profile: Profile, record: object) -> None:
-    from jupyter_hop import instructions
     from jupyter_hop.records import Record
 
     assert isinstance(record, Record)
-    sys.stdout.write(instructions.render(record, style=profile.ssh.style, show_secret=sys.stdout.isatty()))
-    sys.stdout.flush()
+    show_instructions(record, profile.ssh.style)
 
 
 @app.command()
