@@ -193,10 +193,10 @@ def report(cases: list[Case]) -> list[dict[str, object]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few rounds, for CI logs")
-    parser.add_argument("--reps", type=int, help="rounds (default 15, or 3 with --quick)")
+    parser.add_argument("--reps", type=int, help="rounds (default 15, or 7 with --quick)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
-    reps = args.reps or (3 if args.quick else 15)
+    reps = args.reps or (7 if args.quick else 15)  # 7: medians that 2 noisy rounds cannot move
     # Not under /tmp: a rendered user unit refuses paths there (units get a private /tmp). As root the cases
     # that start servers run as the lab's test user, who must reach the dir: /var/lib is world-searchable.
     parent = Path("/var/lib") if os.getuid() == 0 else Path.home()
