@@ -12,6 +12,7 @@ from jupyter_hop.errors import HopError
 from jupyter_hop.paths import Paths
 from jupyter_hop.profile import Profile, check_name
 from jupyter_hop.systemd_values import unit_path
+from jupyter_hop.templates import systemd_path  # noqa: F401 (the filter, re-exported for tests)
 
 TEMPLATE = "units/jupyter-hop.service.j2"
 # The launcher starts after Python imports and config writing; its own ready_timeout deadline should fire
@@ -42,22 +43,6 @@ class UnitSpec:
     cpu_quota: str = ""
     log_file: str = ""  # the output file when no journal runs; "" = the journal
     private_users: bool = True  # a user manager gives PrivateTmp= effect only inside a user namespace
-
-
-def systemd_path(path: str, home: str = "") -> str:
-    """Jinja filter: an absolute path for a path setting (WorkingDirectory=, append:), `%` escaped.
-
-    Path settings are not unquoted by systemd (quotes and backslashes are literal), so `%%` is the only
-    escape; a path in the home directory becomes %h/....
-    """
-    text = unit_path("path", path).replace("%", "%%")
-    if home and home != "/":
-        home_text = unit_path("HOME", home).replace("%", "%%")
-        if text == home_text:
-            return "%h"
-        if text.startswith(home_text + "/"):
-            return "%h" + text[len(home_text):]
-    return text
 
 
 def _visible(key: str, path: str) -> str:
@@ -114,6 +99,4 @@ def render(spec: UnitSpec) -> str:
     """The unit file text; all quoting happens in the template, through the `systemd` filters."""
     from jupyter_hop import templates
 
-    env = templates.environment()
-    env.filters.setdefault("systemd_path", systemd_path)
-    return env.get_template(TEMPLATE).render(**dataclasses.asdict(spec))
+    return templates.render(TEMPLATE, **dataclasses.asdict(spec))

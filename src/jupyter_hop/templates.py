@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jupyter_hop.errors import HopError
+from jupyter_hop.systemd_values import unit_path
 
 if TYPE_CHECKING:
     import jinja2
@@ -66,6 +67,22 @@ def systemd(value: object, *, exec_arg: bool = True) -> str:
     return f'"{text}"'
 
 
+def systemd_path(path: str, home: str = "") -> str:
+    """Jinja filter: an absolute path for a path setting (WorkingDirectory=, append:), `%` escaped.
+
+    Path settings are not unquoted by systemd (quotes and backslashes are literal), so `%%` is the only
+    escape; a path in the home directory becomes %h/....
+    """
+    text = unit_path("path", path).replace("%", "%%")
+    if home and home != "/":
+        home_text = unit_path("HOME", home).replace("%", "%%")
+        if text == home_text:
+            return "%h"
+        if text.startswith(home_text + "/"):
+            return "%h" + text[len(home_text):]
+    return text
+
+
 @functools.lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     """StrictUndefined so a missing value fails loudly; no autoescape because nothing here is HTML."""
@@ -81,6 +98,7 @@ def environment() -> jinja2.Environment:
     )
     env.filters["sh"] = sh
     env.filters["systemd"] = systemd
+    env.filters["systemd_path"] = systemd_path
     return env
 
 
