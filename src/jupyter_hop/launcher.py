@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import getpass
 import importlib.util
@@ -10,19 +9,17 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import IO
 
-from jupyter_hop import probe, records, serverconfig
+from jupyter_hop import child, probe, records, serverconfig
+from jupyter_hop.child import Launch, Stopper
 from jupyter_hop.errors import HopError
 from jupyter_hop.fsutil import atomic_write, private_dir
 from jupyter_hop.initialize import check_bind_needs_password, locked
@@ -35,8 +32,6 @@ APP_MODULES = {"server": "jupyter_server", "lab": "jupyterlab", "notebook": "not
 # A Unix socket path longer than this makes Jupyter log a traceback and run without listening.
 MAX_SOCKET_PATH = 107
 POLL_INTERVAL = 0.01
-STOP_GRACE = 10.0
-LOG_TAIL_LINES = 30
 # Launches that lose the race for an automatically picked port (Jupyter probes it, closes it, binds again).
 AUTO_PORT_ATTEMPTS = 3
 # Variables that would change how the child authenticates or listens behind the profile's back.
@@ -115,61 +110,6 @@ def choose_local_port(paths: Paths, wanted: int) -> int:
     while port in taken and port < 65535:
         port += 1
     return port
-
-
-@dataclass
-class Launch:
-    """One running child server and what the launcher knows about it."""
-
-    process: subprocess.Popen[bytes]
-    runtime_dir: Path
-    tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=LOG_TAIL_LINES))
-    pump: threading.Thread | None = None
-
-    def log_tail(self) -> str:
-        if self.pump:
-            self.pump.join(timeout=1.0)
-        return "".join(self.tail)
-
-
-def _pump(stream: IO[bytes], tail: collections.deque[str], sink: IO[str]) -> None:
-    """Pass the server's output through (to the terminal, journal or job log) and keep the last lines."""
-    for raw in iter(stream.readline, b""):
-        line = raw.decode("utf-8", "replace")
-        tail.append(line)
-        with contextlib.suppress(OSError, ValueError):
-            sink.write(line)
-            sink.flush()
-    stream.close()
-
-
-class Stopper:
-    """Turns SIGTERM, SIGINT and SIGHUP into one clean SIGTERM to the server."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.child: subprocess.Popen[bytes] | None = None
-
-    def install(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, self._handle)
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.requested = True
-        if self.child and self.child.poll() is None:
-            # SIGINT without a terminal makes Jupyter exit without cleanup; SIGTERM is its clean stop.
-            self.child.send_signal(signal.SIGTERM)
-
-
-def sd_notify(message: str, env: dict[str, str] | os._Environ[str]) -> None:
-    address = env.get("NOTIFY_SOCKET")
-    if not address:
-        return
-    if address.startswith("@"):
-        address = "\0" + address[1:]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock, contextlib.suppress(OSError):
-        sock.connect(address)
-        sock.sendall(message.encode())
 
 
 def _child_env(runtime_dir: Path, token_file: Path | None) -> dict[str, str]:
@@ -302,18 +242,7 @@ def run(paths: Paths, profile: Profile, *, out: IO[str], err: IO[str]) -> int:
 
 
 def _start(plan: Plan, err: IO[str]) -> Launch:
-    process = subprocess.Popen(
-        plan.argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=_child_env(plan.runtime_dir, plan.token_file),
-    )
-    launch = Launch(process, plan.runtime_dir)
-    assert process.stdout is not None
-    launch.pump = threading.Thread(target=_pump, args=(process.stdout, launch.tail, err), daemon=True)
-    launch.pump.start()
-    return launch
+    return child.start(plan.argv, _child_env(plan.runtime_dir, plan.token_file), plan.runtime_dir, err)
 
 
 def _start_until_ready(
@@ -333,20 +262,20 @@ def _start_until_ready(
             return launch, _wait_ready(launch, stopper, deadline, plan.address), job_end
         except _Stopped:
             if stopper.requested:
-                _finish(launch)
+                child.finish(launch)
                 return None
             if attempt + 1 < attempts and "no available port" in launch.log_tail():
                 continue
             code = launch.process.returncode
             raise HopError(
-                f"the Jupyter server exited with code {code} before it was ready", detail=_tail_text(launch)
+                f"the Jupyter server exited with code {code} before it was ready", detail=child.tail_text(launch)
             ) from None
         except TimeoutError:
-            _finish(launch)
+            child.finish(launch)
             raise HopError(
                 f"the Jupyter server did not answer within server.ready_timeout = {server.ready_timeout} s; "
                 "it was stopped",
-                detail=_tail_text(launch),
+                detail=child.tail_text(launch),
             ) from None
     raise AssertionError("unreachable: the last attempt returns or raises")
 
@@ -387,7 +316,7 @@ def _serve(paths: Paths, plan: Plan, record: Record, launch: Launch, stopper: St
             record.local_port = choose_local_port(paths, record.wanted_local_port)
             records.write(paths, record)
     except HopError:
-        _finish(launch)  # without its record nobody could find or stop this server
+        child.finish(launch)  # without its record nobody could find or stop this server
         raise
     try:
         text = instructions.render(
@@ -396,43 +325,10 @@ def _serve(paths: Paths, plan: Plan, record: Record, launch: Launch, stopper: St
         out.write(text)
         out.flush()
         endpoint = record.sock or f"{record.address}:{record.port}"
-        sd_notify(f"READY=1\nSTATUS=Jupyter ready on {record.host} at {endpoint}", os.environ)
-        code = _wait_exit(launch, stopper)
+        child.sd_notify(f"READY=1\nSTATUS=Jupyter ready on {record.host} at {endpoint}", os.environ)
+        code = child.wait_exit(launch, stopper)
     finally:
         records.remove(paths, record)
     if stopper.requested or code == 0:
         return 0
-    raise HopError(f"the Jupyter server on {record.host} exited with code {code}", detail=_tail_text(launch))
-
-
-def _wait_exit(launch: Launch, stopper: Stopper) -> int:
-    """Wait for the server to exit; after a stop request, give it STOP_GRACE seconds before SIGKILL."""
-    stop_deadline: float | None = None
-    while True:
-        try:
-            return launch.process.wait(timeout=0.5)
-        except subprocess.TimeoutExpired:
-            pass
-        if stopper.requested:
-            if stop_deadline is None:
-                sd_notify("STOPPING=1", os.environ)
-                stop_deadline = time.monotonic() + STOP_GRACE
-            elif time.monotonic() > stop_deadline:
-                launch.process.kill()
-
-
-def _finish(launch: Launch) -> None:
-    if launch.process.poll() is None:
-        launch.process.terminate()
-        try:
-            launch.process.wait(timeout=STOP_GRACE)
-        except subprocess.TimeoutExpired:
-            launch.process.kill()
-            launch.process.wait()
-
-
-def _tail_text(launch: Launch) -> str:
-    tail = launch.log_tail().rstrip("\n")
-    if not tail:
-        return "(the server printed nothing)"
-    return "Last lines of the server log:\n" + tail
+    raise HopError(f"the Jupyter server on {record.host} exited with code {code}", detail=child.tail_text(launch))

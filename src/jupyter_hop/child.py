@@ -1,0 +1,119 @@
+"""The server as a child process: its output passed through and kept, stop signals forwarded, a bounded stop."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+STOP_GRACE = 10.0
+LOG_TAIL_LINES = 30
+
+
+@dataclass
+class Launch:
+    """One running child server and what the launcher knows about it."""
+
+    process: subprocess.Popen[bytes]
+    runtime_dir: Path
+    tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=LOG_TAIL_LINES))
+    pump: threading.Thread | None = None
+
+    def log_tail(self) -> str:
+        if self.pump:
+            self.pump.join(timeout=1.0)
+        return "".join(self.tail)
+
+
+def _pump(stream: IO[bytes], tail: collections.deque[str], sink: IO[str]) -> None:
+    """Pass the server's output through (to the terminal, journal or job log) and keep the last lines."""
+    for raw in iter(stream.readline, b""):
+        line = raw.decode("utf-8", "replace")
+        tail.append(line)
+        with contextlib.suppress(OSError, ValueError):
+            sink.write(line)
+            sink.flush()
+    stream.close()
+
+
+class Stopper:
+    """Turns SIGTERM, SIGINT and SIGHUP into one clean SIGTERM to the server."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.child: subprocess.Popen[bytes] | None = None
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+        if self.child and self.child.poll() is None:
+            # SIGINT without a terminal makes Jupyter exit without cleanup; SIGTERM is its clean stop.
+            self.child.send_signal(signal.SIGTERM)
+
+
+def sd_notify(message: str, env: dict[str, str] | os._Environ[str]) -> None:
+    address = env.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock, contextlib.suppress(OSError):
+        sock.connect(address)
+        sock.sendall(message.encode())
+
+
+def start(argv: list[str], env: dict[str, str], runtime_dir: Path, err: IO[str]) -> Launch:
+    """Start the server with its output going through `err` (terminal, journal or job log)."""
+    process = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+    )
+    launch = Launch(process, runtime_dir)
+    assert process.stdout is not None
+    launch.pump = threading.Thread(target=_pump, args=(process.stdout, launch.tail, err), daemon=True)
+    launch.pump.start()
+    return launch
+
+
+def wait_exit(launch: Launch, stopper: Stopper) -> int:
+    """Wait for the server to exit; after a stop request, give it STOP_GRACE seconds before SIGKILL."""
+    stop_deadline: float | None = None
+    while True:
+        try:
+            return launch.process.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            pass
+        if stopper.requested:
+            if stop_deadline is None:
+                sd_notify("STOPPING=1", os.environ)
+                stop_deadline = time.monotonic() + STOP_GRACE
+            elif time.monotonic() > stop_deadline:
+                launch.process.kill()
+
+
+def finish(launch: Launch) -> None:
+    if launch.process.poll() is None:
+        launch.process.terminate()
+        try:
+            launch.process.wait(timeout=STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            launch.process.kill()
+            launch.process.wait()
+
+
+def tail_text(launch: Launch) -> str:
+    tail = launch.log_tail().rstrip("\n")
+    if not tail:
+        return "(the server printed nothing)"
+    return "Last lines of the server log:\n" + tail
