@@ -13,21 +13,12 @@ from pathlib import Path
 import pytest
 from lab.launch import init_profile, port_open, start_launcher
 from lab.slurmlab import SlurmLab
-from lab.systemdlab import UserManager
+from lab.systemdlab import UserManager, hop, ok
 from lab.user import TestUser
 
 pytestmark = pytest.mark.lab
 
 
-def hop(manager: UserManager, env: dict[str, str], *args: str, stdin: str | None = None,
-        timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    """jupyter-hop as the test user inside the user manager's mount namespace (where systemctl --user works)."""
-    return manager.run(["jupyter-hop", *args], env, input=stdin, timeout=timeout)
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-    return result.stdout
 
 
 def listing(manager: UserManager, env: dict[str, str]) -> dict[str, object]:

@@ -7,14 +7,13 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from lab.http_login import Session
 from lab.launch import port_open
-from lab.systemdlab import UserManager
+from lab.systemdlab import UserManager, hop, ok
 from lab.user import TestUser
 
 from jupyter_hop import probe
@@ -26,14 +25,6 @@ PASSWORD = "pw-s3cret unit"
 NASTY = "a \"b\" \\c %n $HOME ${X} 'q' ;x # y"
 
 
-def hop(manager: UserManager, env: dict[str, str], *args: str, stdin: str | None = None,
-        timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return manager.run(["jupyter-hop", *args], env, input=stdin, timeout=timeout)
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-    return result.stdout
 
 
 def make_profile(manager: UserManager, env: dict[str, str], name: str, *, password: bool = True,

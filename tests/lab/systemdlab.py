@@ -260,3 +260,14 @@ def unit_env(test_user: TestUser, user_manager: UserManager) -> Iterator[dict[st
             user_manager.systemctl("reset-failed", path.name)
         user_manager.systemctl("daemon-reload")
         shutil.rmtree(base, ignore_errors=True)
+
+
+def hop(manager: UserManager, env: dict[str, str], *args: str, stdin: str | None = None,
+        timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """jupyter-hop as the test user inside the user manager's mount namespace (where systemctl --user works)."""
+    return manager.run(["jupyter-hop", *args], env, input=stdin, timeout=timeout)
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    return result.stdout

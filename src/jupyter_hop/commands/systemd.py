@@ -72,25 +72,23 @@ def install(
 @app.command()
 def start(name: str = NAME_ARG) -> None:
     """Start the unit; returns once the server answers, then prints how to reach it."""
-    from jupyter_hop import systemd_ops
-
-    paths, profile = _load(name)
-    _, _, stale = systemd_ops.installed_unit(paths, profile)
-    if stale:
-        warn(stale)
-    _instructions(profile, systemd_ops.start(paths, profile))
+    _start(name, restart=False)
 
 
 @app.command()
 def restart(name: str = NAME_ARG) -> None:
     """Restart the unit (a new server process); returns once it answers again."""
+    _start(name, restart=True)
+
+
+def _start(name: str, *, restart: bool) -> None:
     from jupyter_hop import systemd_ops
 
     paths, profile = _load(name)
     _, _, stale = systemd_ops.installed_unit(paths, profile)
     if stale:
         warn(stale)
-    _instructions(profile, systemd_ops.start(paths, profile, restart=True))
+    _instructions(profile, systemd_ops.start(paths, profile, restart=restart))
 
 
 @app.command()
