@@ -359,14 +359,14 @@ def check_consistent(env: dict[str, str], name: str, passwords: tuple[str, str])
     """Profile, password hash and config load, agree with each other, and the hash is one of the two passwords."""
     import tomllib
 
-    from jupyter_hop import password as pw
-    from jupyter_hop import profile as prof
-    from jupyter_hop import serverconfig
     from jupyter_hop.paths import Paths
+    from jupyter_hop.profile import store
+    from jupyter_hop.server import password as pw
+    from jupyter_hop.server import serverconfig
 
     paths = Paths.from_env(env)
     tomllib.loads(paths.profile_file(name).read_text())
-    profile = prof.load(paths, name)
+    profile = store.load(paths, name)
     hashed = serverconfig.read_hash(paths, name)
     assert hashed is not None
     config = paths.server_config(name).read_text()

@@ -9,9 +9,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jupyter_hop import instructions
-from jupyter_hop.profile import HOST_RE, USER_RE
-from jupyter_hop.records import Record
+from jupyter_hop.profile.model import HOST_RE, USER_RE
+from jupyter_hop.tracking import instructions
+from jupyter_hop.tracking.records import Record
 
 HOST = st.from_regex(HOST_RE, fullmatch=True).filter(lambda h: len(h) <= 60)
 USER = st.just("") | st.from_regex(USER_RE, fullmatch=True)
@@ -124,7 +124,7 @@ def test_stop_line_uses_how_this_shell_reaches_jupyter_hop(tmp_path, monkeypatch
     import sys
     from pathlib import Path
 
-    from jupyter_hop.instructions import invocation
+    from jupyter_hop.tracking.instructions import invocation
 
     bin_dir = str(Path(sys.executable).parent)
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")

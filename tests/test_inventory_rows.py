@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from jupyter_hop import inventory, slurm
-from jupyter_hop.inventory import Inventory, QueuedJob, Row, UnitState
-from jupyter_hop.records import Record
+from jupyter_hop.slurm import tools
+from jupyter_hop.tracking import inventory
+from jupyter_hop.tracking.inventory import Inventory, QueuedJob, Row, UnitState
+from jupyter_hop.tracking.records import Record
 
 NOW = 1_800_000_000.0
 
@@ -36,7 +37,7 @@ def test_unit_states() -> None:
 
 def job(state: str, reason: str = "None", node: str = "c1") -> QueuedJob:
     line = f"81234|{state}|{reason}|{node}|2027-01-15T08:00:00|1:00:00"
-    [parsed] = slurm.parse_squeue(line)
+    [parsed] = tools.parse_squeue(line)
     return QueuedJob(parsed, "nb", NOW - 400)
 
 
@@ -46,7 +47,7 @@ def test_job_states() -> None:
     assert inventory.job_row(job("RUNNING"), None).state == "starting"
     ready = inventory.job_row(job("RUNNING"), record())
     assert (ready.state, ready.host, ready.endpoint, ready.started) == ("ready", "c1", "127.0.0.1:40001", NOW - 300)
-    assert ready.ends == slurm.parse_time("2027-01-15T08:00:00")
+    assert ready.ends == tools.parse_time("2027-01-15T08:00:00")
     assert inventory.job_row(job("COMPLETING"), None).state == "stopped"
     assert inventory.job_row(job("OUT_OF_MEMORY"), None).state == "failed"
 

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from lab.hoptree import HopTree, all_files
 
-from jupyter_hop import password as pw
-from jupyter_hop import profile as prof
 from jupyter_hop.errors import HopError
 from jupyter_hop.paths import Paths
+from jupyter_hop.profile import model as prof
+from jupyter_hop.profile import store
+from jupyter_hop.server import password as pw
 
 
 @pytest.fixture
@@ -67,7 +68,7 @@ def test_update_keeps_comments_order_and_password(tree: HopTree) -> None:
         assert kept in after
     assert after.index("[server]") < after.index("[slurm]")
     assert stored_hash(tree, "p") == hashed, "an update without --password-stdin changed the password"
-    loaded = prof.load(Paths.from_env(tree.env()), "p")
+    loaded = store.load(Paths.from_env(tree.env()), "p")
     assert (loaded.server.local_port, loaded.ssh.login_host, loaded.slurm.partition) == (9999, "login1", "gpu")
 
 
@@ -117,12 +118,12 @@ def test_config_json_shows_paths_and_modes(tree: HopTree) -> None:
 )
 def test_parse_errors_name_the_key(text: str, needle: str) -> None:
     with pytest.raises(HopError) as caught:
-        prof.parse("x", text, "x.toml")
+        store.parse("x", text, "x.toml")
     assert needle in caught.value.message and "\n" not in caught.value.message
 
 
 def test_defaults_round_trip() -> None:
-    profile = prof.parse("d", "")
+    profile = store.parse("d", "")
     assert profile.server.bind == "localhost" and profile.server.port == 0 and profile.server.local_port == 8888
     assert profile.server.app in prof.APPS
 
@@ -130,15 +131,15 @@ def test_defaults_round_trip() -> None:
 def test_relative_root_dir_is_stored_absolute(tree: HopTree) -> None:
     (tree.work / "sub").mkdir()
     ok(tree, ["init", "r", "--no-password", "--root-dir", "sub/../sub"])
-    profile = prof.load(Paths.from_env(tree.env()), "r")
+    profile = store.load(Paths.from_env(tree.env()), "r")
     assert profile.server.root_dir == str(tree.work / "sub")
     ok(tree, ["init", "h", "--no-password", "--root-dir", "~"])
-    assert prof.load(Paths.from_env(tree.env()), "h").server.root_dir == "~"  # expanded when rendered
+    assert store.load(Paths.from_env(tree.env()), "h").server.root_dir == "~"  # expanded when rendered
 
 
 def test_relative_root_dir_in_a_profile_is_refused() -> None:
     with pytest.raises(HopError, match="absolute path"):
-        prof.parse("x", '[server]\nroot_dir = "notebooks"\n')
+        store.parse("x", '[server]\nroot_dir = "notebooks"\n')
 
 
 def test_jupyter_subcommand_lookup_finds_hop(tree: HopTree) -> None:

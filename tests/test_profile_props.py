@@ -10,9 +10,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jupyter_hop import profile as prof
 from jupyter_hop.errors import HopError
 from jupyter_hop.paths import Paths
+from jupyter_hop.profile import model as prof
+from jupyter_hop.profile import store
 
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
 UPDATES = st.fixed_dictionaries(
@@ -38,11 +39,11 @@ def test_updates_read_back_exactly_or_are_refused(server: dict[str, Any], ssh: d
     with tempfile.TemporaryDirectory() as base:
         paths = paths_in(base)
         try:
-            text, profile = prof.updated(paths, "p", {"server": server, "ssh": ssh})
+            text, profile = store.updated(paths, "p", {"server": server, "ssh": ssh})
         except HopError as exc:
             assert "\n" not in exc.message and exc.message
             return
-        again = prof.parse("p", text)
+        again = store.parse("p", text)
         assert again == profile
         for key, value in server.items():
             assert getattr(profile.server, key) == value and type(getattr(profile.server, key)) is type(value)
@@ -55,15 +56,15 @@ def test_updates_read_back_exactly_or_are_refused(server: dict[str, Any], ssh: d
 def test_user_lines_survive_updates(comment: str, root: str) -> None:
     with tempfile.TemporaryDirectory() as base:
         paths = paths_in(base)
-        text, _ = prof.updated(paths, "p", {"server": {"local_port": 9000}})
+        text, _ = store.updated(paths, "p", {"server": {"local_port": 9000}})
         own = f"# {comment}\n"
         if 'partition = ""' in text:  # init writes every section with its defaults
             text = text.replace('partition = ""', 'partition = "gpu" # keep me', 1)
         else:
             text += '\n[slurm]\npartition = "gpu" # keep me\n'
-        prof.write(paths, "p", own + text)
+        store.write(paths, "p", own + text)
         try:
-            new_text, profile = prof.updated(paths, "p", {"server": {"root_dir": root}})
+            new_text, profile = store.updated(paths, "p", {"server": {"root_dir": root}})
         except HopError as exc:  # a comment with control characters is not TOML: refused in one line
             assert "\n" not in exc.message
             return

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from jupyter_hop import profile as prof
-from jupyter_hop import serverconfig
 from jupyter_hop.errors import HopError
 from jupyter_hop.paths import Paths
+from jupyter_hop.profile import model as prof
+from jupyter_hop.server import serverconfig
 
 GOLDEN = Path(__file__).parent / "golden" / "serverconfig"
 UPDATE = os.environ.get("JUPYTER_HOP_UPDATE_GOLDEN") == "1"

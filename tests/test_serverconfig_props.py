@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jupyter_hop import profile as prof
-from jupyter_hop import serverconfig
 from jupyter_hop.errors import HopError
+from jupyter_hop.profile import model as prof
+from jupyter_hop.server import serverconfig
 
 # file names: anything a directory entry can hold (no '/', no NUL); newlines are refused by the profile check
 DIR_NAME = st.text(

@@ -17,7 +17,7 @@ from lab.launch import hop, init_profile, port_open
 from lab.slurmlab import SlurmLab
 from lab.user import TestUser
 
-from jupyter_hop import slurm
+from jupyter_hop.slurm import tools
 
 pytestmark = pytest.mark.lab
 PASSWORD = "pw-s3cret"
@@ -72,7 +72,7 @@ def submit(user: TestUser, env: dict[str, str], name: str, jobs: list[str], time
 
 
 def final_state(lab: SlurmLab, job_id: str) -> dict[str, str]:
-    return slurm.parse_scontrol(lab.run("scontrol", "show", "job", "-o", job_id).stdout)
+    return tools.parse_scontrol(lab.run("scontrol", "show", "job", "-o", job_id).stdout)
 
 
 def wait_gone(lab: SlurmLab, job_id: str, timeout: float) -> None:

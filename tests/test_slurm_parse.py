@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_hop import records, slurm, slurm_jobs
 from jupyter_hop.errors import HopError
 from jupyter_hop.paths import Paths
-from jupyter_hop.records import Record
+from jupyter_hop.slurm import batch, jobs, tools
+from jupyter_hop.tracking import records
+from jupyter_hop.tracking.records import Record
 
 SQUEUE = """\
 12|PENDING|Priority||N/A|4:00:00
@@ -51,7 +52,7 @@ JobId=7 JobName=jupyter-hop
 
 
 def test_squeue_lines() -> None:
-    jobs = slurm.parse_squeue(SQUEUE)
+    jobs = tools.parse_squeue(SQUEUE)
     assert [j.job_id for j in jobs] == ["12", "13", "14", "15"]
     assert jobs[0].state == "PENDING" and jobs[0].reason == "Priority" and jobs[0].end is None
     assert jobs[1].reason == ""
@@ -62,24 +63,24 @@ def test_squeue_lines() -> None:
 
 
 def test_scontrol_one_line_with_spaces_in_values() -> None:
-    fields = slurm.parse_scontrol(SCONTROL_ONE_LINE)
+    fields = tools.parse_scontrol(SCONTROL_ONE_LINE)
     assert fields["StdOut"] == "/tmp/sb t/a b'c #d/out-1.log"
     assert fields["Command"] == "/tmp/sb t/job.sh"
     assert fields["TRES"] == "cpu=1,node=1,billing=1"
     assert fields["AllocNode:Sid"] == "vm:3455"
-    state = slurm.state_from_scontrol(fields)
+    state = tools.state_from_scontrol(fields)
     assert (state.job_id, state.state, state.node, state.exit_code, state.reason) == ("1", "COMPLETED", "vm", "0:0", "")
     assert state.ended
 
 
 def test_scontrol_multi_line() -> None:
-    state = slurm.state_from_scontrol(slurm.parse_scontrol(SCONTROL_MULTI))
+    state = tools.state_from_scontrol(tools.parse_scontrol(SCONTROL_MULTI))
     assert (state.job_id, state.state, state.reason, state.exit_code) == ("7", "FAILED", "NonZeroExitCode", "1:0")
 
 
 @pytest.mark.parametrize("value", ["Unknown", "N/A", "None", ""])
 def test_times_that_are_not_times(value: str) -> None:
-    assert slurm.parse_time(value) is None
+    assert tools.parse_time(value) is None
 
 
 # ---- the wait loop with a scripted job state (no Slurm) ----
@@ -91,40 +92,40 @@ def make_record(job_id: str) -> Record:
                   login_host="login1", job_id=job_id)
 
 
-def submission(paths: Paths, job_id: str) -> slurm_jobs.Submission:
-    return slurm_jobs.Submission(job_id, "p", str(slurm.log_path(paths, "p", job_id)), time.time())
+def submission(paths: Paths, job_id: str) -> jobs.Submission:
+    return jobs.Submission(job_id, "p", str(batch.log_path(paths, "p", job_id)), time.time())
 
 
 def test_ready_when_the_record_appears(tmp_path: Path) -> None:
     paths = Paths(tmp_path / "c", tmp_path / "s", tmp_path / "r")
-    states = iter([slurm.JobState("5", "PENDING", "Priority")] * 3)
-    running = slurm.JobState("5", "RUNNING", node="c1", end=1e9)
+    states = iter([tools.JobState("5", "PENDING", "Priority")] * 3)
+    running = tools.JobState("5", "RUNNING", node="c1", end=1e9)
 
-    def state(job_id: str) -> slurm.JobState:
+    def state(job_id: str) -> tools.JobState:
         return next(states, running)
 
     writer = threading.Timer(0.8, lambda: records.write(paths, make_record("5")))
     writer.start()
     err = io.StringIO()
     started = time.monotonic()
-    record, job = slurm_jobs.wait_ready(paths, submission(paths, "5"), 10, slurm_jobs.StatusLine(err), job_state=state)
+    record, job = jobs.wait_ready(paths, submission(paths, "5"), 10, jobs.StatusLine(err), job_state=state)
     waited = time.monotonic() - started
     assert record.job_id == "5" and job == running
     assert 0.8 <= waited < 0.8 + 0.2  # readiness seen within the record poll, not the squeue poll
     lines = err.getvalue().splitlines()  # not a terminal: one line per change of state
     assert lines == ["Slurm job 5: PENDING (Priority) (0:00)", "Slurm job 5: RUNNING on c1, starting Jupyter (0:00)"]
-    assert slurm_jobs.with_end(record, job).job_end == 1e9
+    assert jobs.with_end(record, job).job_end == 1e9
 
 
 def test_job_that_ends_before_ready_reports_the_log(tmp_path: Path) -> None:
     paths = Paths(tmp_path / "c", tmp_path / "s", tmp_path / "r")
-    log = slurm.log_path(paths, "p", "6")
+    log = batch.log_path(paths, "p", "6")
     log.parent.mkdir(parents=True)
     log.write_text("jupyter-hop: Slurm job 6 on c1\nmodule: command not found\n")
-    states = iter([slurm.JobState("6", "RUNNING", node="c1")])
-    failed = slurm.JobState("6", "FAILED", "NonZeroExitCode", exit_code="127:0")
+    states = iter([tools.JobState("6", "RUNNING", node="c1")])
+    failed = tools.JobState("6", "FAILED", "NonZeroExitCode", exit_code="127:0")
     with pytest.raises(HopError) as info:
-        slurm_jobs.wait_ready(paths, submission(paths, "6"), 10, slurm_jobs.StatusLine(io.StringIO()),
+        jobs.wait_ready(paths, submission(paths, "6"), 10, jobs.StatusLine(io.StringIO()),
                               job_state=lambda _: next(states, failed))
     assert "Slurm job 6 ended (FAILED, exit code 127:0" in info.value.message
     assert "module: command not found" in info.value.detail
@@ -132,10 +133,10 @@ def test_job_that_ends_before_ready_reports_the_log(tmp_path: Path) -> None:
 
 def test_ready_phase_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     paths = Paths(tmp_path / "c", tmp_path / "s", tmp_path / "r")
-    monkeypatch.setattr(slurm_jobs, "READY_MARGIN", 0.0)
-    running = slurm.JobState("8", "RUNNING", node="c1")
+    monkeypatch.setattr(jobs, "READY_MARGIN", 0.0)
+    running = tools.JobState("8", "RUNNING", node="c1")
     with pytest.raises(HopError, match=r"did not answer within 0\.5 s; the job is left running"):
-        slurm_jobs.wait_ready(paths, submission(paths, "8"), 0.5, slurm_jobs.StatusLine(io.StringIO()),
+        jobs.wait_ready(paths, submission(paths, "8"), 0.5, jobs.StatusLine(io.StringIO()),
                               job_state=lambda _: running)
 
 
@@ -145,7 +146,7 @@ def test_status_line_on_a_terminal_rewrites_in_place() -> None:
             return True
 
     out = Tty()
-    line = slurm_jobs.StatusLine(out)
+    line = jobs.StatusLine(out)
     line.show("PENDING", "job: PENDING (0:01)")
     line.show("PENDING", "job: PENDING (0:01)")
     line.show("PENDING", "job: PENDING (0:02)")
@@ -156,7 +157,7 @@ def test_status_line_on_a_terminal_rewrites_in_place() -> None:
 def test_job_ids_are_numbers(tmp_path: Path) -> None:
     paths = Paths(tmp_path / "c", tmp_path / "s", tmp_path / "r")
     with pytest.raises(HopError, match="job id"):
-        slurm_jobs.cancel(paths, "12; rm -rf ~")
+        jobs.cancel(paths, "12; rm -rf ~")
 
 
 # ---- the sbatch edge with a fake sbatch on PATH ----
@@ -173,7 +174,7 @@ def test_sbatch_runs_under_umask_077_and_returns_the_id(tmp_path: Path, monkeypa
     seen = tmp_path / "seen"
     fake_tool(tmp_path / "bin", "sbatch", f'umask > {seen}; echo "$@" >> {seen}; echo "4242;cluster"\n')
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
-    assert slurm.sbatch(tmp_path / "x y.sbatch") == "4242"
+    assert tools.sbatch(tmp_path / "x y.sbatch") == "4242"
     assert seen.read_text().splitlines() == ["0077", f"--parsable {tmp_path / 'x y.sbatch'}"]
 
 
@@ -182,7 +183,7 @@ def test_sbatch_rejection_is_one_line_with_the_evidence(tmp_path: Path, monkeypa
     fake_tool(tmp_path / "bin", "sbatch", f'echo "{error}" >&2; exit 1\n')
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
     with pytest.raises(HopError) as info:
-        slurm.sbatch(tmp_path / "job.sbatch")
+        tools.sbatch(tmp_path / "job.sbatch")
     assert info.value.message == f"sbatch rejected the job: {error}"
     assert error in info.value.detail
 
@@ -190,18 +191,18 @@ def test_sbatch_rejection_is_one_line_with_the_evidence(tmp_path: Path, monkeypa
 def test_missing_tools_say_where_to_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(HopError, match="sbatch is not on PATH"):
-        slurm.sbatch(tmp_path / "job.sbatch")
+        tools.sbatch(tmp_path / "job.sbatch")
 
 
 def test_ended_job_with_a_dead_record_fails_instead_of_looping(tmp_path: Path) -> None:
     """A record left by a killed launcher, whose server does not answer, on a job that has ended."""
     paths = Paths(tmp_path / "c", tmp_path / "s", tmp_path / "r")
     dead = make_record("9")
-    dead.host = slurm_jobs.this_host()  # reachable from here, and nothing listens on port 1
+    dead.host = jobs.this_host()  # reachable from here, and nothing listens on port 1
     records.write(paths, dead)
-    ended = slurm.JobState("9", "CANCELLED")
+    ended = tools.JobState("9", "CANCELLED")
     started = time.monotonic()
     with pytest.raises(HopError, match=r"Slurm job 9 ended \(CANCELLED\) before the Jupyter server was ready"):
-        slurm_jobs.wait_ready(paths, submission(paths, "9"), 10, slurm_jobs.StatusLine(io.StringIO()),
+        jobs.wait_ready(paths, submission(paths, "9"), 10, jobs.StatusLine(io.StringIO()),
                               job_state=lambda _: ended)
     assert time.monotonic() - started < 5

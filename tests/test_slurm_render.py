@@ -14,9 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jupyter_hop import profile, slurm, templates
+from jupyter_hop import templates
 from jupyter_hop.errors import HopError
 from jupyter_hop.paths import Paths
+from jupyter_hop.profile import model
+from jupyter_hop.slurm import batch
 
 GOLDEN = Path(__file__).parent / "golden" / "slurm"
 UPDATE = os.environ.get("JUPYTER_HOP_UPDATE_GOLDEN") == "1"
@@ -69,8 +71,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, str], str]] = {
 
 def render_variant(name: str) -> str:
     prof_name, data, env, python = VARIANTS[name]
-    prof = profile.from_dict(prof_name, data)
-    return slurm.render(slurm.batch_script(prof, Paths.from_env(env), env, python))
+    prof = model.from_dict(prof_name, data)
+    return batch.render(batch.batch_script(prof, Paths.from_env(env), env, python))
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -99,15 +101,15 @@ def test_bash_and_shellcheck_clean(variant: str, tmp_path: Path) -> None:
 def test_template_variables_are_the_model_fields() -> None:
     env = templates.environment()
     assert env.loader is not None
-    source = env.loader.get_source(env, slurm.TEMPLATE)[0]
+    source = env.loader.get_source(env, batch.TEMPLATE)[0]
     used = jinja2.meta.find_undeclared_variables(env.parse(source))
-    assert used == set(slurm.BatchScript.__dataclass_fields__)
+    assert used == set(batch.BatchScript.__dataclass_fields__)
 
 
 def directives(data: dict[str, Any], env: dict[str, str] | None = None) -> list[str]:
     env = env or {"HOME": "/home/alice"}
-    prof = profile.from_dict("p", {"slurm": data})
-    text = slurm.render(slurm.batch_script(prof, Paths.from_env(env), env, "/usr/bin/python3"))
+    prof = model.from_dict("p", {"slurm": data})
+    text = batch.render(batch.batch_script(prof, Paths.from_env(env), env, "/usr/bin/python3"))
     return [line.split(None, 1)[1] for line in text.splitlines() if line.startswith("#SBATCH ")]
 
 
@@ -138,28 +140,28 @@ def test_output_and_signal() -> None:
 
 
 def test_exports_only_what_was_set() -> None:
-    prof = profile.from_dict("p", {})
-    bare = slurm.render(slurm.batch_script(prof, Paths.from_env({"HOME": "/h"}), {"HOME": "/h"}, "/usr/bin/python3"))
+    prof = model.from_dict("p", {})
+    bare = batch.render(batch.batch_script(prof, Paths.from_env({"HOME": "/h"}), {"HOME": "/h"}, "/usr/bin/python3"))
     assert "export" not in bare
     env = {"HOME": "/h", "XDG_STATE_HOME": "/s"}
-    text = slurm.render(slurm.batch_script(prof, Paths.from_env(env), env, "/usr/bin/python3"))
+    text = batch.render(batch.batch_script(prof, Paths.from_env(env), env, "/usr/bin/python3"))
     assert "export XDG_STATE_HOME=/s\n" in text and "XDG_CONFIG_HOME" not in text
 
 
 def test_state_dir_with_backslash_is_refused() -> None:
     env = {"HOME": "/h", "XDG_STATE_HOME": "/s\\t"}
     with pytest.raises(HopError, match="backslash"):
-        slurm.batch_script(profile.from_dict("p", {}), Paths.from_env(env), env, "/usr/bin/python3")
+        batch.batch_script(model.from_dict("p", {}), Paths.from_env(env), env, "/usr/bin/python3")
 
 
 def test_relative_python_is_refused() -> None:
     with pytest.raises(HopError, match="not absolute"):
-        slurm.batch_script(profile.from_dict("p", {}), Paths.from_env({"HOME": "/h"}), {"HOME": "/h"}, "python3")
+        batch.batch_script(model.from_dict("p", {}), Paths.from_env({"HOME": "/h"}), {"HOME": "/h"}, "python3")
 
 
 @pytest.mark.parametrize("time", ["30", "30:00", "4:00:00", "1-12", "1-12:30", "1-12:30:15", "100"])
 def test_time_forms_accepted(time: str) -> None:
-    profile.from_dict("p", {"slurm": {"time": time, "signal_grace": 10}})
+    model.from_dict("p", {"slurm": {"time": time, "signal_grace": 10}})
 
 
 BAD = [
@@ -188,14 +190,14 @@ BAD = [
 @pytest.mark.parametrize(("key", "value", "named"), BAD, ids=[f"{k}={v!r}" for k, v, _ in BAD])
 def test_bad_values_are_refused_with_one_line(key: str, value: object, named: str) -> None:
     with pytest.raises(HopError) as info:
-        profile.from_dict("p", {"slurm": {key: value}})
+        model.from_dict("p", {"slurm": {key: value}})
     message = info.value.message
     assert named in message and "\n" not in message
 
 
 def test_signal_grace_must_fit_the_time() -> None:
     with pytest.raises(HopError, match="signal_grace"):
-        profile.from_dict("p", {"slurm": {"time": "1", "signal_grace": 60}})
+        model.from_dict("p", {"slurm": {"time": "1", "signal_grace": 60}})
 
 
 # ---- values that reach the shell arrive byte for byte, and nothing else runs ----
@@ -221,8 +223,8 @@ def test_values_arrive_byte_for_byte(tmp_path: Path, state: str, config: str, py
     env = {"HOME": "/home/alice", "XDG_STATE_HOME": "/" + state, "XDG_CONFIG_HOME": "/" + config}
     python = "/" + python
     try:
-        prof = profile.from_dict(name, {})
-        script = slurm.render(slurm.batch_script(prof, Paths.from_env(env), env, python))
+        prof = model.from_dict(name, {})
+        script = batch.render(batch.batch_script(prof, Paths.from_env(env), env, python))
     except HopError:
         return  # refused: fine, as long as it is refused before anything is written
     sentinel = tmp_path / "ran"
@@ -242,11 +244,11 @@ def test_values_arrive_byte_for_byte(tmp_path: Path, state: str, config: str, py
 def test_directive_values_are_validated_or_verbatim(value: str, key: str) -> None:
     """#SBATCH values: either refused, or on the line as given with nothing sbatch would read specially."""
     try:
-        prof = profile.from_dict("p", {"slurm": {key: value}})
+        prof = model.from_dict("p", {"slurm": {key: value}})
     except HopError:
         return
     env = {"HOME": "/h"}
-    lines = slurm.render(slurm.batch_script(prof, Paths.from_env(env), env, "/usr/bin/python3")).splitlines()
+    lines = batch.render(batch.batch_script(prof, Paths.from_env(env), env, "/usr/bin/python3")).splitlines()
     option = "--" + key.replace("_", "-")
     found = [line for line in lines if line.startswith(f"#SBATCH {option}=")]
     assert found == [f"#SBATCH {option}={value}"] or (key == "constraint" and found == [f"#SBATCH {option}='{value}'"])

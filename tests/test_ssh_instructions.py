@@ -19,8 +19,8 @@ from lab.sshlab import SshLab, free_port
 from lab.sshslurm import SshSlurm
 from lab.user import TestUser
 
-from jupyter_hop import instructions
-from jupyter_hop.records import Record
+from jupyter_hop.tracking import instructions
+from jupyter_hop.tracking.records import Record
 
 pytestmark = pytest.mark.lab
 

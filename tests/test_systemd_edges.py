@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_hop import systemctl
+from jupyter_hop.systemd import systemctl
 
 SHOW = """LoadState=loaded
 ActiveState=active

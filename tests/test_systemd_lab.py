@@ -16,7 +16,7 @@ from lab.launch import port_open
 from lab.systemdlab import UserManager, hop, ok
 from lab.user import TestUser
 
-from jupyter_hop import probe
+from jupyter_hop.server import probe
 
 pytestmark = pytest.mark.lab
 
@@ -362,11 +362,12 @@ def test_unit_without_user_namespaces_still_runs(user_manager: UserManager, unit
     env, name = unit_env, "nouserns"
     make_profile(user_manager, env, name)
     script = (
-        "import sys; from pathlib import Path; from jupyter_hop import systemd, systemd_ops, profile; "
-        "from jupyter_hop.paths import Paths; p = Paths.from_env(); prof = profile.load(p, sys.argv[1]); "
-        "spec = systemd_ops.build(p, prof); "
+        "import sys; from pathlib import Path; from jupyter_hop.systemd import ops, unit; "
+        "from jupyter_hop.profile import store; "
+        "from jupyter_hop.paths import Paths; p = Paths.from_env(); prof = store.load(p, sys.argv[1]); "
+        "spec = ops.build(p, prof); "
         "import dataclasses; spec = dataclasses.replace(spec, private_users=False); "
-        "path = systemd_ops.unit_file(spec.unit); path.write_text(systemd.render(spec))"
+        "path = ops.installed_path(spec.unit); path.write_text(unit.render(spec))"
     )
     ok(user_manager.run(["python", "-c", script, name], env))
     unit = f"jupyter-hop-{name}.service"

@@ -14,9 +14,11 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from jupyter_hop import profile, systemd, systemd_values
 from jupyter_hop.errors import HopError
 from jupyter_hop.paths import Paths
+from jupyter_hop.profile import model
+from jupyter_hop.systemd import settings as systemd_settings
+from jupyter_hop.systemd import unit as unit_file
 
 GOLDEN = Path(__file__).parent / "golden" / "units"
 HOME = Path("/home/alice")
@@ -45,10 +47,10 @@ VARIANTS: dict[str, dict[str, object]] = {
 }
 
 
-def _spec(variant: str, *, python: str = PYTHON) -> systemd.UnitSpec:
+def _spec(variant: str, *, python: str = PYTHON) -> unit_file.UnitSpec:
     v = VARIANTS[variant]
-    prof = profile.from_dict("lab", v["data"])  # type: ignore[arg-type]
-    return systemd.spec_for(prof, PATHS, root_dir=v["root"], home=HOME, python=python,  # type: ignore[arg-type]
+    prof = model.from_dict("lab", v["data"])  # type: ignore[arg-type]
+    return unit_file.spec_for(prof, PATHS, root_dir=v["root"], home=HOME, python=python,  # type: ignore[arg-type]
                             journal=bool(v["journal"]), private_users=bool(v["private_users"]))
 
 
@@ -64,7 +66,7 @@ def verify(text: str, unit: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_golden(variant: str) -> None:
-    text = systemd.render(_spec(variant))
+    text = unit_file.render(_spec(variant))
     golden = GOLDEN / f"{variant}.service"
     if os.environ.get("JUPYTER_HOP_UPDATE_GOLDEN"):
         golden.write_text(text)
@@ -77,14 +79,14 @@ def test_golden(variant: str) -> None:
 def test_verify_has_empty_stderr(variant: str) -> None:
     # The real interpreter: verify checks that ExecStart's program exists and is executable.
     spec = _spec(variant, python=sys.executable)
-    result = verify(systemd.render(spec), spec.unit)
+    result = verify(unit_file.render(spec), spec.unit)
     assert result.returncode == 0 and result.stderr == "", result.stderr
 
 
 def test_verify_catches_a_typo() -> None:
     """Guard for the check above: verify reports unknown keys on stderr while still exiting 0."""
     spec = _spec("default", python=sys.executable)
-    result = verify(systemd.render(spec).replace("KillMode=", "KilMode="), spec.unit)
+    result = verify(unit_file.render(spec).replace("KillMode=", "KilMode="), spec.unit)
     assert "Unknown key 'KilMode'" in result.stderr
 
 
@@ -96,9 +98,9 @@ def test_template_variables_are_the_spec_fields() -> None:
     from jupyter_hop import templates
 
     env = templates.environment()
-    source = (templates.template_root() / systemd.TEMPLATE).read_text()
+    source = (templates.template_root() / unit_file.TEMPLATE).read_text()
     used = jinja2.meta.find_undeclared_variables(env.parse(source))
-    assert used == {f.name for f in dataclasses.fields(systemd.UnitSpec)}
+    assert used == {f.name for f in dataclasses.fields(unit_file.UnitSpec)}
 
 
 # --- no value can add a line, a directive or a section -------------------------------------------------------
@@ -135,7 +137,7 @@ def _decode_path(text: str, home: str) -> str:
     return text.replace("%%", "%")
 
 
-def check_structure(text: str, spec: systemd.UnitSpec) -> None:
+def check_structure(text: str, spec: unit_file.UnitSpec) -> None:
     """Every line is a comment, blank, one of our sections or one of our directives, each value reading back
     exactly as given."""
     sections, envs = [], []
@@ -205,12 +207,12 @@ def profile_values(draw: st.DrawFn) -> tuple[str, dict[str, object], str]:
     return pick("name", st.sampled_from(["lab", "x.y_z-1"])), data, root
 
 
-def render_or_reject(name: str, data: dict[str, object], root: str) -> tuple[str, systemd.UnitSpec] | None:
+def render_or_reject(name: str, data: dict[str, object], root: str) -> tuple[str, unit_file.UnitSpec] | None:
     try:
-        prof = profile.from_dict(name, data)  # type: ignore[arg-type]
-        spec = systemd.spec_for(prof, PATHS, root_dir=Path(root), home=HOME, python=PYTHON,
+        prof = model.from_dict(name, data)  # type: ignore[arg-type]
+        spec = unit_file.spec_for(prof, PATHS, root_dir=Path(root), home=HOME, python=PYTHON,
                                 journal=False, private_users=True)
-        rendered = systemd.render(spec), spec
+        rendered = unit_file.render(spec), spec
     except HopError as exc:
         assert "\n" not in exc.message
         event("rejected")
@@ -232,12 +234,12 @@ def test_values_cannot_inject(values: tuple[str, dict[str, object], str]) -> Non
 def test_values_verify_on_a_sample(values: tuple[str, dict[str, object], str]) -> None:
     name, data, root = values
     try:
-        prof = profile.from_dict(name, data)  # type: ignore[arg-type]
-        spec = systemd.spec_for(prof, PATHS, root_dir=Path(root), home=HOME, python=sys.executable,
+        prof = model.from_dict(name, data)  # type: ignore[arg-type]
+        spec = unit_file.spec_for(prof, PATHS, root_dir=Path(root), home=HOME, python=sys.executable,
                                 journal=False, private_users=True)
     except HopError:
         return
-    result = verify(systemd.render(spec), spec.unit)
+    result = verify(unit_file.render(spec), spec.unit)
     assert result.returncode == 0 and result.stderr == "", result.stderr
 
 
@@ -253,7 +255,7 @@ def test_values_verify_on_a_sample(values: tuple[str, dict[str, object], str]) -
 )
 def test_bad_profile_values_are_rejected(data: dict[str, object], needle: str) -> None:
     with pytest.raises(HopError, match=re.escape(needle)):
-        profile.from_dict("lab", data)  # type: ignore[arg-type]
+        model.from_dict("lab", data)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -269,14 +271,14 @@ def test_bad_profile_values_are_rejected(data: dict[str, object], needle: str) -
 )
 def test_bad_paths_are_rejected(root: str, needle: str) -> None:
     with pytest.raises(HopError, match=re.escape(needle)):
-        systemd.spec_for(profile.from_dict("lab", {}), PATHS, root_dir=Path(root), home=HOME, python=PYTHON,
+        unit_file.spec_for(model.from_dict("lab", {}), PATHS, root_dir=Path(root), home=HOME, python=PYTHON,
                          journal=True, private_users=True)
 
 
 def test_systemd_path_filter() -> None:
-    assert systemd.systemd_path("/home/alice", "/home/alice") == "%h"
-    assert systemd.systemd_path("/home/alice/a%b", "/home/alice") == "%h/a%%b"
-    assert systemd.systemd_path("/home/alicex", "/home/alice") == "/home/alicex"
-    assert systemd.systemd_path("/srv/%n", "") == "/srv/%%n"
+    assert unit_file.systemd_path("/home/alice", "/home/alice") == "%h"
+    assert unit_file.systemd_path("/home/alice/a%b", "/home/alice") == "%h/a%%b"
+    assert unit_file.systemd_path("/home/alicex", "/home/alice") == "/home/alicex"
+    assert unit_file.systemd_path("/srv/%n", "") == "/srv/%%n"
     with pytest.raises(HopError):
-        systemd_values.unit_path("x", "relative")
+        systemd_settings.unit_path("x", "relative")

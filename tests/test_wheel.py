@@ -93,7 +93,7 @@ def test_templates_are_in_the_wheel(installed: Installed) -> None:
         shipped = [p for p in (REPO / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts]
         assert shipped, f"{folder}/ is empty in the checkout"
         for path in shipped:
-            inside = "jupyter_hop/" + path.relative_to(REPO).as_posix()
+            inside = "jupyter_hop/templates/" + path.relative_to(REPO).as_posix()
             assert inside in names, f"{inside} is missing from {installed.wheel.name}"
 
 

@@ -70,19 +70,19 @@ def slurm_present() -> str:
     """"" when this machine has Slurm commands and a configuration for them, else why not."""
     if not any(shutil.which(tool) for tool in SLURM_TOOLS):
         return "no Slurm command is on PATH"
-    from jupyter_hop import inventory
+    from jupyter_hop.tracking import inventory
 
     return inventory.slurm_unconfigured()
 
 
 def diagnose(paths: Paths, name: str, *, systemd: bool | None = None, slurm: bool | None = None) -> Report:
     """Every check for profile `name`; `systemd`/`slurm` force a group on or off (None: decide by the machine)."""
-    from jupyter_hop import profile as prof
+    from jupyter_hop.profile import store
 
     report = Report(name)
     add = report.checks.append
     try:
-        profile: Any = prof.load(paths, name)
+        profile: Any = store.load(paths, name)
         add(Check("profile", "ok", f"{paths.profile_file(name)} is valid"))
     except HopError as exc:
         profile = None
@@ -104,7 +104,7 @@ def diagnose(paths: Paths, name: str, *, systemd: bool | None = None, slurm: boo
 
 def check_jupyter(app: str) -> Check:
     """Found without importing: importing jupyter_server costs the CLI over a second."""
-    from jupyter_hop.launcher import APP_MODULES
+    from jupyter_hop.server.launcher import APP_MODULES
 
     needed = ["jupyter_server"] + ([APP_MODULES[app]] if app != "server" else [])
     missing = [m for m in needed if importlib.util.find_spec(m) is None]
@@ -159,7 +159,7 @@ def check_modes(paths: Paths, name: str) -> Check:
 
 
 def check_password(paths: Paths, profile: Any) -> Check:
-    from jupyter_hop import password, serverconfig
+    from jupyter_hop.server import password, serverconfig
 
     hashed = serverconfig.read_hash(paths, profile.name)
     change = f"jupyter hop password {shlex.quote(profile.name)}"
@@ -212,7 +212,7 @@ def systemd_checks(forced: bool | None, absent: str) -> list[Check]:
     """Run when asked for (--systemd), else when the machine runs systemd; otherwise one SKIP line."""
     if forced is False or (forced is None and absent):
         return [Check("systemd", "skip", f"no systemd user units here: {absent or 'not asked for (--no-systemd)'}")]
-    from jupyter_hop import systemctl
+    from jupyter_hop.systemd import systemctl
 
     user = getpass.getuser()
     checks = []
@@ -239,13 +239,14 @@ def slurm_checks(forced: bool | None, absent: str) -> list[Check]:
     if missing:
         return [Check("slurm", "fail", f"{', '.join(missing)} not on PATH (PATH={os.environ.get('PATH', '')})",
                       "run this on a Slurm login node, or load the Slurm module first")]
-    from jupyter_hop import inventory, slurm
+    from jupyter_hop.slurm import tools
+    from jupyter_hop.tracking import inventory
 
     unconfigured = inventory.slurm_unconfigured()
     if unconfigured:
         return [Check("slurm", "fail", unconfigured, "run this on a Slurm login node, or set SLURM_CONF")]
     try:
-        slurm.squeue()
+        tools.squeue()
     except HopError as exc:
         return [Check("slurm", "fail", (exc.message.strip().splitlines() or [""])[-1],
                       "check that the Slurm controller runs (`sinfo` tells)")]
@@ -254,7 +255,7 @@ def slurm_checks(forced: bool | None, absent: str) -> list[Check]:
 
 def check_records(paths: Paths) -> Check:
     """Stale records are only reported here; `list` shows and removes them."""
-    from jupyter_hop import inventory
+    from jupyter_hop.tracking import inventory
 
     found = inventory.gather(paths, clean=False)
     stale = [row for row in found.rows if row.state == "stale"]

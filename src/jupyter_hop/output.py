@@ -7,7 +7,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from jupyter_hop.records import Record
+    from jupyter_hop.tracking.records import Record
 
 
 def emit_json(data: Any) -> None:
@@ -27,7 +27,7 @@ def warn(text: str) -> None:
 
 def show_instructions(record: Record, style: str) -> None:
     """Print a server's instructions for the user at this terminal: the token only if stdout is a terminal."""
-    from jupyter_hop import instructions
+    from jupyter_hop.tracking import instructions
 
     text = instructions.render(record, style=style, show_secret=sys.stdout.isatty(), hop=instructions.invocation())
     sys.stdout.write(text)

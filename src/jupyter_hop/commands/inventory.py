@@ -32,8 +32,8 @@ def list_servers(
     ] = False,
 ) -> None:
     """Every server jupyter-hop knows of: foreground runs, systemd user units and Slurm jobs."""
-    from jupyter_hop import inventory
     from jupyter_hop.paths import Paths
+    from jupyter_hop.tracking import inventory
 
     found = inventory.gather(Paths.from_env(), clean=True, include_stopped=show_all)
     if as_json:
@@ -53,7 +53,7 @@ def stop(
     ] = 60.0,
 ) -> None:
     """Stop a server the right way for its kind and wait until it is gone."""
-    from jupyter_hop import stopping
     from jupyter_hop.paths import Paths
+    from jupyter_hop.tracking import stopping
 
     say(stopping.stop(Paths.from_env(), target, timeout=timeout).text())

@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _asker(from_stdin: bool):  # type: ignore[no-untyped-def]
-    from jupyter_hop.password import read_new_password
+    from jupyter_hop.server.password import read_new_password
 
     return lambda: read_new_password(from_stdin=from_stdin)
 
@@ -63,10 +63,10 @@ def init(
     no_password: bool = typer.Option(False, "--no-password", help="Use a fresh random token at each launch instead."),
 ) -> None:
     """Create or update a profile and its Jupyter server config; asks for a password for a new profile."""
-    from jupyter_hop import initialize, serverconfig
-    from jupyter_hop import profile as profiles
     from jupyter_hop.errors import HopError
     from jupyter_hop.paths import Paths
+    from jupyter_hop.profile import setup, store
+    from jupyter_hop.server import serverconfig
 
     if no_password and password_stdin:
         raise HopError("--no-password and --password-stdin contradict each other; choose one")
@@ -85,10 +85,10 @@ def init(
     }
     has_password = serverconfig.read_hash(paths, name) is not None
     # A new profile asks for a password unless told not to; an update changes only what it names.
-    new = not profiles.exists(paths, name)
+    new = not store.exists(paths, name)
     wants_password = password_stdin or (new and not no_password)
     asker = _asker(password_stdin) if wants_password else None
-    result = initialize.init_profile(paths, name, updates, ask_password=asker)
+    result = setup.init_profile(paths, name, updates, ask_password=asker)
     verb = "Created" if result.created else "Updated"
     say(f"{verb} profile {name!r}: {result.profile_file}")
     say(f"Server config: {result.server_config}")
@@ -101,10 +101,10 @@ def init(
 
 def password(name: str = NAME_ARG, password_stdin: bool = PASSWORD_STDIN) -> None:
     """Set or change the profile's password (argon2), written where the server reads it."""
-    from jupyter_hop import initialize
     from jupyter_hop.paths import Paths
+    from jupyter_hop.profile import setup
 
-    config_path = initialize.change_password(Paths.from_env(), name, _asker(password_stdin))
+    config_path = setup.change_password(Paths.from_env(), name, _asker(password_stdin))
     say(f"Password changed for profile {name!r} ({config_path}). Running servers keep the old one until restarted.")
 
 
@@ -113,10 +113,10 @@ def config(
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
     """Show the profile and the generated server config, with where each file lives."""
-    from jupyter_hop import initialize
     from jupyter_hop.paths import Paths
+    from jupyter_hop.profile import setup
 
-    info = initialize.describe(Paths.from_env(), name)
+    info = setup.describe(Paths.from_env(), name)
     if as_json:
         emit_json(info)
         return

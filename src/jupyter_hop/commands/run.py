@@ -16,11 +16,12 @@ def register(app: typer.Typer) -> None:
 
 def run(name: str = typer.Argument("default", help="Profile name.")) -> None:
     """Start the Jupyter server in the foreground, wait until it answers, print how to reach it."""
-    from jupyter_hop import launcher, profile
     from jupyter_hop.paths import Paths
+    from jupyter_hop.profile import store
+    from jupyter_hop.server import launcher
 
     paths = Paths.from_env()
-    code = launcher.run(paths, profile.load(paths, name), out=sys.stdout, err=sys.stderr)
+    code = launcher.run(paths, store.load(paths, name), out=sys.stdout, err=sys.stderr)
     raise typer.Exit(code)
 
 
@@ -29,9 +30,9 @@ def instructions(
     ssh_config: bool = typer.Option(False, "--ssh-config", help="Show an ~/.ssh/config block instead of a command."),
 ) -> None:
     """Print the connection instructions of a running server again (the token only on your own terminal)."""
-    from jupyter_hop import records
     from jupyter_hop.errors import HopError
     from jupyter_hop.paths import Paths
+    from jupyter_hop.tracking import records
 
     paths = Paths.from_env()
     found = [r for _, r in records.all_records(paths) if r is not None and r.key == target]

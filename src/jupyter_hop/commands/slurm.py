@@ -11,7 +11,7 @@ from jupyter_hop.output import show_instructions
 
 if TYPE_CHECKING:
     from jupyter_hop.paths import Paths
-    from jupyter_hop.slurm_jobs import Submission
+    from jupyter_hop.slurm.jobs import Submission
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -25,13 +25,14 @@ JobId = Annotated[str, typer.Argument(help="Slurm job id (`jupyter hop slurm sta
 @app.command()
 def render(name: Name = "default") -> None:
     """Print the batch script that `submit` would submit (`sbatch` also takes it as printed)."""
-    from jupyter_hop import profile, slurm
     from jupyter_hop.fsutil import private_dir
     from jupyter_hop.output import say
     from jupyter_hop.paths import Paths
+    from jupyter_hop.profile import store
+    from jupyter_hop.slurm import batch
 
     paths = Paths.from_env()
-    text = slurm.render(slurm.batch_script(profile.load(paths, name), paths))
+    text = batch.render(batch.batch_script(store.load(paths, name), paths))
     # Slurm does not create the --output directory: without it a job submitted by hand would fail unseen.
     private_dir(paths.jobs_dir)
     say(text.rstrip("\n"))
@@ -43,13 +44,14 @@ def submit(
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Print the job id and return at once.")] = False,
 ) -> None:
     """Submit the job, wait until its server answers, then print how to connect."""
-    from jupyter_hop import profile, slurm_jobs
     from jupyter_hop.output import say
     from jupyter_hop.paths import Paths
+    from jupyter_hop.profile import store
+    from jupyter_hop.slurm import jobs
 
     paths = Paths.from_env()
-    prof = profile.load(paths, name)
-    submission = slurm_jobs.submit(paths, prof)
+    prof = store.load(paths, name)
+    submission = jobs.submit(paths, prof)
     job_id = submission.job_id
     if no_wait:
         say(f"Submitted Slurm job {job_id}.")
@@ -62,12 +64,12 @@ def submit(
 
 
 def _wait_and_print(paths: Paths, submission: Submission, ready_timeout: float, style: str) -> None:
-    from jupyter_hop import slurm_jobs
+    from jupyter_hop.slurm import jobs
 
-    line = slurm_jobs.StatusLine(sys.stderr)
+    line = jobs.StatusLine(sys.stderr)
     job_id = submission.job_id
     try:
-        record, job = slurm_jobs.wait_ready(paths, submission, ready_timeout, line)
+        record, job = jobs.wait_ready(paths, submission, ready_timeout, line)
     except KeyboardInterrupt:
         line.clear()
         sys.stderr.write(f"Stopped waiting; Slurm job {job_id} is left as it is. "
@@ -76,7 +78,7 @@ def _wait_and_print(paths: Paths, submission: Submission, ready_timeout: float, 
         raise typer.Exit(130) from None
     finally:
         line.clear()
-    record = slurm_jobs.with_end(record, job)
+    record = jobs.with_end(record, job)
     show_instructions(record, style)
 
 
@@ -87,22 +89,24 @@ def instructions(
     wait: Annotated[bool, typer.Option("--wait", help="Wait until the job's server is ready.")] = False,
 ) -> None:
     """Print how to connect to a running job's server (the token only on your own terminal)."""
-    from jupyter_hop import profile, records, slurm_jobs
     from jupyter_hop.errors import HopError
     from jupyter_hop.paths import Paths
+    from jupyter_hop.profile import store
+    from jupyter_hop.slurm import jobs
+    from jupyter_hop.tracking import records
 
     paths = Paths.from_env()
     style = "config" if ssh_config else "command"
-    slurm_jobs.check_job_id(job_id)
+    jobs.check_job_id(job_id)
     if wait and records.find_job(paths, job_id) is None:
-        submission = slurm_jobs.read_submission(paths, job_id)
+        submission = jobs.read_submission(paths, job_id)
         if submission is None:
             raise HopError(f"Slurm job {job_id} was not submitted by jupyter-hop for you; "
                            "`jupyter hop slurm status` lists yours")
-        timeout = profile.load(paths, submission.profile).server.ready_timeout
+        timeout = store.load(paths, submission.profile).server.ready_timeout
         _wait_and_print(paths, submission, timeout, style)
         return
-    record = slurm_jobs.find_record(paths, job_id)
+    record = jobs.find_record(paths, job_id)
     show_instructions(record, style)
 
 
@@ -113,11 +117,11 @@ def status(
     """List your jupyter-hop jobs: state, node, time left."""
     from dataclasses import asdict
 
-    from jupyter_hop import slurm_jobs
     from jupyter_hop.output import emit_json, say
     from jupyter_hop.paths import Paths
+    from jupyter_hop.slurm import jobs
 
-    rows = slurm_jobs.status(Paths.from_env())
+    rows = jobs.status(Paths.from_env())
     if as_json:
         emit_json([asdict(row) for row in rows])
         return
@@ -137,9 +141,9 @@ def status(
 @app.command()
 def cancel(job_id: JobId) -> None:
     """Cancel the job, wait until Slurm has stopped it, and forget its record."""
-    from jupyter_hop import slurm_jobs
     from jupyter_hop.output import say
     from jupyter_hop.paths import Paths
+    from jupyter_hop.slurm import jobs
 
-    state = slurm_jobs.cancel(Paths.from_env(), job_id)
+    state = jobs.cancel(Paths.from_env(), job_id)
     say(f"Slurm job {job_id} is stopped ({state}).")

@@ -11,7 +11,7 @@ from jupyter_hop.output import emit_json, say, show_instructions, warn
 
 if TYPE_CHECKING:
     from jupyter_hop.paths import Paths
-    from jupyter_hop.profile import Profile
+    from jupyter_hop.profile.model import Profile
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -22,15 +22,15 @@ NAME_ARG = typer.Argument("default", help="Profile name.", show_default=True)
 
 
 def _load(name: str) -> tuple[Paths, Profile]:
-    from jupyter_hop import profile
     from jupyter_hop.paths import Paths
+    from jupyter_hop.profile import store
 
     paths = Paths.from_env()
-    return paths, profile.load(paths, name)
+    return paths, store.load(paths, name)
 
 
 def _instructions(profile: Profile, record: object) -> None:
-    from jupyter_hop.records import Record
+    from jupyter_hop.tracking.records import Record
 
     assert isinstance(record, Record)
     show_instructions(record, profile.ssh.style)
@@ -39,10 +39,11 @@ def _instructions(profile: Profile, record: object) -> None:
 @app.command()
 def render(name: str = NAME_ARG) -> None:
     """Print the unit that `install` would write on this machine."""
-    from jupyter_hop import systemd, systemd_ops
+    from jupyter_hop.systemd import ops
+    from jupyter_hop.systemd import unit as unit_file
 
     paths, profile = _load(name)
-    sys.stdout.write(systemd.render(systemd_ops.build(paths, profile)))
+    sys.stdout.write(unit_file.render(ops.build(paths, profile)))
 
 
 @app.command()
@@ -52,17 +53,17 @@ def install(
     force: bool = typer.Option(False, "--force", help="Replace an installed unit that differs."),
 ) -> None:
     """Write the unit, reload the user manager and enable the unit (it starts with your user manager)."""
-    from jupyter_hop import systemd_ops
+    from jupyter_hop.systemd import ops
 
     paths, profile = _load(name)
-    result = systemd_ops.install(paths, profile, force=force)
+    result = ops.install(paths, profile, force=force)
     verb = "Installed" if result.written else "Already installed"
     say(f"{verb} and enabled: {result.path}")
     if result.linger_advice:
         warn(result.linger_advice)
     if now:
         # a running server with a changed unit is restarted so that the new unit applies
-        _instructions(profile, systemd_ops.start(paths, profile, restart=result.running and result.written))
+        _instructions(profile, ops.start(paths, profile, restart=result.running and result.written))
     elif result.running and result.written:
         say(f"It is running with the old unit; apply the new one: jupyter hop systemd restart {name}")
     elif not result.running:
@@ -82,23 +83,23 @@ def restart(name: str = NAME_ARG) -> None:
 
 
 def _start(name: str, *, restart: bool) -> None:
-    from jupyter_hop import systemd_ops
+    from jupyter_hop.systemd import ops
 
     paths, profile = _load(name)
-    _, _, stale = systemd_ops.installed_unit(paths, profile)
+    _, _, stale = ops.installed_unit(paths, profile)
     if stale:
         warn(stale)
-    _instructions(profile, systemd_ops.start(paths, profile, restart=restart))
+    _instructions(profile, ops.start(paths, profile, restart=restart))
 
 
 @app.command()
 def stop(name: str = NAME_ARG) -> None:
     """Stop the unit: the launcher stops Jupyter and its kernels cleanly. It stays enabled."""
-    from jupyter_hop import systemd_ops
     from jupyter_hop.paths import Paths
-    from jupyter_hop.profile import check_name
+    from jupyter_hop.profile.model import check_name
+    from jupyter_hop.systemd import ops
 
-    unit = systemd_ops.stop(Paths.from_env(), check_name(name))
+    unit = ops.stop(Paths.from_env(), check_name(name))
     say(f"Stopped {unit}.")
 
 
@@ -108,11 +109,11 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
     """systemd's state of the unit, since when, and where the server answers."""
-    from jupyter_hop import systemctl, systemd_ops
     from jupyter_hop.paths import Paths
-    from jupyter_hop.profile import check_name
+    from jupyter_hop.profile.model import check_name
+    from jupyter_hop.systemd import ops, systemctl
 
-    info = systemd_ops.status(Paths.from_env(), check_name(name))
+    info = ops.status(Paths.from_env(), check_name(name))
     if as_json:
         emit_json(info)
         return
@@ -142,23 +143,24 @@ def logs(
     """The unit's output: from the journal, or from its log file where no journal runs."""
     import subprocess
 
-    from jupyter_hop import systemctl, systemd, systemd_ops
     from jupyter_hop.paths import Paths
-    from jupyter_hop.profile import check_name
+    from jupyter_hop.profile.model import check_name
+    from jupyter_hop.systemd import ops, systemctl
+    from jupyter_hop.systemd import unit as unit_file
 
     paths = Paths.from_env()
     check_name(name)
     if systemctl.journal_available():
-        argv = ["journalctl", "--user", "-u", systemd.unit_name(name), "-n", str(lines), "--no-pager"]
+        argv = ["journalctl", "--user", "-u", unit_file.unit_name(name), "-n", str(lines), "--no-pager"]
         raise typer.Exit(subprocess.run([*argv, *(["-f"] if follow else [])]).returncode)
-    if not systemd.log_path(paths, name).exists():
-        say(f"(no output yet: {systemd.log_path(paths, name)} does not exist)")
+    if not unit_file.log_path(paths, name).exists():
+        say(f"(no output yet: {unit_file.log_path(paths, name)} does not exist)")
         if not follow:
             return
     if not follow:
-        sys.stdout.write(systemd_ops.log_tail(paths, name, lines))
+        sys.stdout.write(ops.log_tail(paths, name, lines))
         return
-    for chunk in systemd_ops.follow_log(paths, name, lines):
+    for chunk in ops.follow_log(paths, name, lines):
         sys.stdout.write(chunk)
         sys.stdout.flush()
 
@@ -166,11 +168,11 @@ def logs(
 @app.command()
 def uninstall(name: str = NAME_ARG) -> None:
     """Stop and disable the unit, remove its file and reload the user manager."""
-    from jupyter_hop import systemd_ops
     from jupyter_hop.paths import Paths
-    from jupyter_hop.profile import check_name
+    from jupyter_hop.profile.model import check_name
+    from jupyter_hop.systemd import ops
 
-    path, existed = systemd_ops.uninstall(Paths.from_env(), check_name(name))
+    path, existed = ops.uninstall(Paths.from_env(), check_name(name))
     if existed:
         say(f"Uninstalled: {path} is gone and the user manager no longer knows the unit.")
     else:

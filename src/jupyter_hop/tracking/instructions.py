@@ -7,7 +7,7 @@ import shlex
 import time
 from dataclasses import dataclass
 
-from jupyter_hop.records import Record
+from jupyter_hop.tracking.records import Record
 
 
 @dataclass(frozen=True)

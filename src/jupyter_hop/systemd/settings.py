@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import os
 import re
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 from jupyter_hop.errors import HopError
-
-if TYPE_CHECKING:
-    from jupyter_hop.profile import SystemdSettings
 
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 MEMORY_RE = re.compile(r"[1-9]\d*[KMGT]?|\d{1,2}%|100%|infinity")
@@ -18,6 +15,14 @@ CPU_QUOTA_RE = re.compile(r"[1-9]\d{0,4}%")
 OWNED_ENV = frozenset({"JUPYTER_HOP_UNIT", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "NOTIFY_SOCKET"})
 # Anything that ends a line, or that systemd would read as something other than text, cannot be carried.
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+
+@dataclass
+class SystemdSettings:
+    environment: dict[str, str] = field(default_factory=dict)
+    memory_max: str = ""
+    cpu_quota: str = ""
 
 
 def _bad(key: str, value: object, allowed: str) -> HopError:

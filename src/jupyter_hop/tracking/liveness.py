@@ -7,7 +7,7 @@ import os
 import socket
 from pathlib import Path
 
-from jupyter_hop.records import Record
+from jupyter_hop.tracking.records import Record
 
 # /proc start times are whole seconds of boot time plus clock ticks; NTP steps since boot shift them a little.
 START_SLACK = 5.0

@@ -12,14 +12,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jupyter_hop import records
 from jupyter_hop.errors import HopError
-from jupyter_hop.liveness import is_this_host, launcher_alive, orphan_server, this_host
 from jupyter_hop.paths import Paths
-from jupyter_hop.records import Record
+from jupyter_hop.tracking import records
+from jupyter_hop.tracking.liveness import is_this_host, launcher_alive, orphan_server, this_host
+from jupyter_hop.tracking.records import Record
 
 if TYPE_CHECKING:
-    from jupyter_hop.slurm import JobState
+    from jupyter_hop.slurm.tools import JobState
 
 KINDS = ("unit", "job", "run")
 STATES = ("pending", "starting", "ready", "stopped", "failed", "stale")
@@ -99,7 +99,7 @@ def systemd_units(include_stopped: bool) -> tuple[list[UnitState], str]:
     """This user's jupyter-hop units and how the systemd source went ("ok" / "absent: ..." / "error: ...")."""
     if not shutil.which("systemctl"):
         return [], "absent: systemctl is not installed"
-    from jupyter_hop import systemctl
+    from jupyter_hop.systemd import systemctl
 
     try:
         systemctl.require_manager()
@@ -168,20 +168,20 @@ def slurm_jobs(paths: Paths) -> tuple[list[QueuedJob], str]:
     """This user's queued and running jobs, and how the Slurm source went."""
     if not shutil.which("squeue"):
         return [], "absent: squeue is not on PATH"
-    from jupyter_hop import slurm, slurm_jobs
+    from jupyter_hop.slurm import jobs, tools
 
     unconfigured = slurm_unconfigured()
-    if unconfigured and not slurm_jobs.known_job_ids(paths):
+    if unconfigured and not jobs.known_job_ids(paths):
         return [], f"absent: {unconfigured}"
     try:
-        queue = slurm.squeue()
+        queue = tools.squeue()
     except HopError as exc:
         return [], f"error: {_last_line(exc.message)}"
-    jobs = []
+    queued = []
     for job in queue:
-        note = slurm_jobs.read_submission(paths, job.job_id)
-        jobs.append(QueuedJob(job, note.profile if note else "", note.submitted if note else None))
-    return jobs, "ok"
+        note = jobs.read_submission(paths, job.job_id)
+        queued.append(QueuedJob(job, note.profile if note else "", note.submitted if note else None))
+    return queued, "ok"
 
 
 def slurm_unconfigured() -> str:
@@ -206,12 +206,12 @@ def _last_line(text: str) -> str:
 
 def forget_ended_submissions(paths: Paths, queued: dict[str, QueuedJob]) -> None:
     """Submission notes of jobs Slurm no longer queues or runs are of no more use (their logs are kept)."""
-    from jupyter_hop import slurm_jobs
+    from jupyter_hop.slurm import jobs
 
-    for job_id in slurm_jobs.known_job_ids(paths):
+    for job_id in jobs.known_job_ids(paths):
         if job_id not in queued:
             with contextlib.suppress(FileNotFoundError):
-                slurm_jobs.submission_path(paths, job_id).unlink()
+                jobs.submission_path(paths, job_id).unlink()
 
 
 def job_row(queued: QueuedJob, record: Record | None) -> Row:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from jupyter_hop.errors import HopError
 from jupyter_hop.paths import Paths
-from jupyter_hop.profile import Profile, check_name
-from jupyter_hop.systemd_values import unit_path
+from jupyter_hop.profile.model import Profile, check_name
+from jupyter_hop.systemd.settings import unit_path
 from jupyter_hop.templates import systemd_path  # noqa: F401 (the filter, re-exported for tests)
 
 TEMPLATE = "units/jupyter-hop.service.j2"

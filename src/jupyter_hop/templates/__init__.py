@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jupyter_hop.errors import HopError
-from jupyter_hop.systemd_values import unit_path
+from jupyter_hop.systemd.settings import unit_path
 
 if TYPE_CHECKING:
     import jinja2
@@ -19,11 +19,11 @@ _UNCARRIABLE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def template_root() -> Path:
-    """Where `units/` and `slurm/` live: inside the installed package (the wheel force-includes them), or at
-    the top of the source tree for an editable install."""
+    """Where `units/` and `slurm/` live: in this package of the installed wheel (force-included here, clear of
+    the `slurm` subpackage), or at the top of the source tree for an editable install."""
     if (PACKAGE_DIR / "slurm").is_dir() or (PACKAGE_DIR / "units").is_dir():
         return PACKAGE_DIR
-    source_root = PACKAGE_DIR.parent.parent
+    source_root = PACKAGE_DIR.parents[2]
     if (source_root / "slurm").is_dir() or (source_root / "units").is_dir():
         return source_root
     raise HopError(f"the templates are missing from {PACKAGE_DIR}: reinstall jupyter-hop")

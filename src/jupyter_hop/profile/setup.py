@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jupyter_hop import password as pw
-from jupyter_hop import profile as prof
-from jupyter_hop import serverconfig
 from jupyter_hop.errors import HopError
 from jupyter_hop.fsutil import atomic_write_all, exclusive, private_dir
 from jupyter_hop.paths import Paths
+from jupyter_hop.profile import model as prof
+from jupyter_hop.profile import store
+from jupyter_hop.server import password as pw
+from jupyter_hop.server import serverconfig
 
 PasswordSource = Callable[[], str]
 
@@ -36,9 +37,9 @@ def init_profile(
     ask_password: PasswordSource | None,
 ) -> InitResult:
     """Create or update profile `name`; `ask_password` is called when a password is to be set."""
-    created = not prof.exists(paths, name)
+    created = not store.exists(paths, name)
     # Check everything before asking, so a bad option does not cost typing a password (twice).
-    _, profile = prof.updated(paths, name, updates)
+    _, profile = store.updated(paths, name, updates)
     serverconfig.check_no_stray_json(paths, name)
     serverconfig.resolved_root(profile)
     if not ask_password:
@@ -46,7 +47,7 @@ def init_profile(
     new_hash = pw.hash_password(ask_password()) if ask_password else None
     with locked(paths):
         # Read again under the lock: another init or password may have written since.
-        text, profile = prof.updated(paths, name, updates)
+        text, profile = store.updated(paths, name, updates)
         serverconfig.check_no_stray_json(paths, name)
         root = serverconfig.resolved_root(profile)
         hashed = new_hash or serverconfig.read_hash(paths, name)
@@ -62,12 +63,12 @@ def init_profile(
 
 
 def change_password(paths: Paths, name: str, ask_password: PasswordSource) -> Path:
-    profile = prof.load(paths, name)
+    profile = store.load(paths, name)
     serverconfig.check_no_stray_json(paths, name)
     serverconfig.resolved_root(profile)
     hashed = pw.hash_password(ask_password())
     with locked(paths):
-        profile = prof.load(paths, name)
+        profile = store.load(paths, name)
         serverconfig.check_no_stray_json(paths, name)
         config_text = serverconfig.render(profile, hashed, serverconfig.resolved_root(profile))
         atomic_write_all([(paths.password_file(name), hashed + "\n"), (paths.server_config(name), config_text)])
@@ -93,7 +94,7 @@ def check_bind_needs_password(profile: prof.Profile, hashed: str | None) -> None
 
 def describe(paths: Paths, name: str) -> dict[str, Any]:
     """What `config` shows: each file, where it lives, its mode, and the text of the profile and server config."""
-    profile = prof.load(paths, name)
+    profile = store.load(paths, name)
     files = {
         "profile": paths.profile_file(name),
         "server_config": paths.server_config(name),

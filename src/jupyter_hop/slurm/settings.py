@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 from jupyter_hop.errors import HopError
-
-if TYPE_CHECKING:
-    from jupyter_hop.profile import SlurmSettings
 
 # sbatch --time: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS
 TIME_RE = re.compile(
@@ -38,6 +35,25 @@ SHORT_OPTIONS = {
 LOG_OPTIONS = frozenset({"--output", "--error", "--open-mode"})
 # options that make no sense inside a batch script that runs one server
 REFUSED_EXTRA = LOG_OPTIONS | {"--wrap", "--array", "--wait", "--hold", "--help", "--usage", "--version"}
+
+
+
+@dataclass
+class SlurmSettings:
+    job_name: str = "jupyter-hop"
+    partition: str = ""
+    time: str = "04:00:00"
+    cpus: int = 1
+    mem: str = ""
+    gpus: str = ""
+    gres: str = ""
+    account: str = ""
+    qos: str = ""
+    constraint: str = ""
+    signal_grace: int = 120  # seconds before the time limit at which the server gets SIGTERM
+    extra_directives: list[str] = field(default_factory=list)
+    skip_directives: list[str] = field(default_factory=list)
+    setup: list[str] = field(default_factory=list)  # shell lines run before the server starts
 
 
 def _bad(key: str, value: object, allowed: str) -> HopError:

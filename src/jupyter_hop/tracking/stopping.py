@@ -9,9 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jupyter_hop import inventory, liveness, records
 from jupyter_hop.errors import HopError
 from jupyter_hop.paths import Paths
+from jupyter_hop.tracking import inventory, liveness, records
 
 # The launcher gives Jupyter 10 s after SIGTERM before it kills it; units have TimeoutStopSec=30; Slurm kills
 # after KillWait. A stop that takes longer than this has gone wrong.
@@ -103,7 +103,7 @@ def _stop_run(row: inventory.Row, result: Stopped, deadline: float) -> None:
 
 
 def _stop_unit(paths: Paths, row: inventory.Row, result: Stopped, deadline: float) -> None:
-    from jupyter_hop import systemctl, systemd_ops
+    from jupyter_hop.systemd import ops, systemctl
 
     if not liveness.is_this_host(row.host):
         raise HopError(
@@ -116,7 +116,7 @@ def _stop_unit(paths: Paths, row: inventory.Row, result: Stopped, deadline: floa
         result.actions.append(f"{row.unit} was not running ({row.note}); its failed state was reset")
         return
     # systemctl stop returns once the unit is inactive (or after TimeoutStopSec, when it is killed).
-    unit = systemd_ops.stop(paths, row.profile)
+    unit = ops.stop(paths, row.profile)
     result.actions.append(f"systemctl --user stop {unit}")
 
     def inactive() -> bool:
@@ -132,8 +132,8 @@ def _stop_unit(paths: Paths, row: inventory.Row, result: Stopped, deadline: floa
 
 
 def _stop_job(paths: Paths, row: inventory.Row, result: Stopped, deadline: float) -> None:
-    from jupyter_hop import slurm_jobs
+    from jupyter_hop.slurm import jobs
 
     # scancel, then wait until Slurm no longer runs it (not while COMPLETING), then forget the job's files.
-    final = slurm_jobs.cancel(paths, row.job_id, timeout=max(deadline - time.monotonic(), 1.0))
+    final = jobs.cancel(paths, row.job_id, timeout=max(deadline - time.monotonic(), 1.0))
     result.actions.append(f"scancel {row.job_id}; the job ended ({final})")

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jupyter_hop import records, systemctl, systemd
 from jupyter_hop.errors import HopError
 from jupyter_hop.fsutil import atomic_write, private_file, read_text
 from jupyter_hop.paths import Paths
-from jupyter_hop.profile import Profile
-from jupyter_hop.records import Record
+from jupyter_hop.profile.model import Profile
+from jupyter_hop.systemd import systemctl
+from jupyter_hop.systemd import unit as unit_file
+from jupyter_hop.tracking import records
+from jupyter_hop.tracking.records import Record
 
 LOG_TAIL_LINES = 30
 
@@ -25,11 +27,11 @@ def home() -> Path:
     return Path(os.environ.get("HOME") or Path.home())
 
 
-def build(paths: Paths, profile: Profile) -> systemd.UnitSpec:
+def build(paths: Paths, profile: Profile) -> unit_file.UnitSpec:
     """The spec `install` would write on this machine now."""
-    from jupyter_hop.serverconfig import resolved_root
+    from jupyter_hop.server.serverconfig import resolved_root
 
-    return systemd.spec_for(
+    return unit_file.spec_for(
         profile,
         paths,
         root_dir=resolved_root(profile),
@@ -39,7 +41,7 @@ def build(paths: Paths, profile: Profile) -> systemd.UnitSpec:
     )
 
 
-def unit_file(unit: str) -> Path:
+def installed_path(unit: str) -> Path:
     systemctl.require_manager()
     return systemctl.unit_dir(systemctl.manager_environment(), home()) / unit
 
@@ -55,8 +57,8 @@ class Installed:
 def install(paths: Paths, profile: Profile, *, force: bool) -> Installed:
     """Write the unit where the user manager reads it, reload, enable; a different one needs force."""
     spec = build(paths, profile)
-    text = systemd.render(spec)
-    path = unit_file(spec.unit)
+    text = unit_file.render(spec)
+    path = installed_path(spec.unit)
     old = read_text(path)
     if old is not None and old != text and not force:
         raise HopError(
@@ -77,8 +79,8 @@ def install(paths: Paths, profile: Profile, *, force: bool) -> Installed:
 
 def installed_unit(paths: Paths, profile: Profile) -> tuple[str, Path, str]:
     """The unit name, its file, and a warning when the file no longer matches the profile (or "")."""
-    unit = systemd.unit_name(profile.name)
-    path = unit_file(unit)
+    unit = unit_file.unit_name(profile.name)
+    path = installed_path(unit)
     text = read_text(path)
     if text is None:
         raise HopError(
@@ -88,7 +90,7 @@ def installed_unit(paths: Paths, profile: Profile) -> tuple[str, Path, str]:
     stale = ""
     with contextlib.suppress(HopError):
         spec = build(paths, profile)
-        if systemd.render(spec) != text:
+        if unit_file.render(spec) != text:
             stale = (f"{path} does not match the profile any more; "
                      f"`jupyter hop systemd install {profile.name} --force` updates it")
         if spec.log_file:
@@ -99,7 +101,7 @@ def installed_unit(paths: Paths, profile: Profile) -> tuple[str, Path, str]:
 def start(paths: Paths, profile: Profile, *, restart: bool = False) -> Record:
     """Start (or restart) the unit; Type=notify makes systemctl return only once the server answers."""
     unit, _, _ = installed_unit(paths, profile)
-    timeout = profile.server.ready_timeout + systemd.START_MARGIN + 30
+    timeout = profile.server.ready_timeout + unit_file.START_MARGIN + 30
     # After a run of failures systemd refuses starts ("start request repeated too quickly") until reset.
     systemctl.run(["reset-failed", unit], timeout=20)
     result = systemctl.run(["restart" if restart else "start", unit], timeout=timeout)
@@ -119,14 +121,14 @@ def start(paths: Paths, profile: Profile, *, restart: bool = False) -> Record:
 
 def why_failed(paths: Paths, name: str) -> str:
     """systemd's account of the last run (e.g. status=200/CHDIR) and the end of the unit's output."""
-    unit = systemd.unit_name(name)
+    unit = unit_file.unit_name(name)
     state = systemctl.run(["status", unit, "--no-pager", "--lines=0", "--full"], timeout=20).stdout.rstrip()
     tail = log_tail(paths, name, LOG_TAIL_LINES).rstrip()
     return f"{state}\n\nLast lines of its output:\n{tail or '(none)'}"
 
 
 def stop(paths: Paths, name: str) -> str:
-    unit = systemd.unit_name(name)
+    unit = unit_file.unit_name(name)
     systemctl.require_manager()
     if not systemctl.known(unit):
         raise HopError(f"{unit} is not installed, so there is nothing to stop (`jupyter hop list` shows what runs)")
@@ -154,7 +156,7 @@ def _alive(pid: int) -> bool:
 
 def status(paths: Paths, name: str) -> dict[str, Any]:
     """systemd's view of the unit plus the server's address from its record."""
-    unit = systemd.unit_name(name)
+    unit = unit_file.unit_name(name)
     systemctl.require_manager()
     state = systemctl.show(unit)
     since = systemctl.since_epoch(state) if state.get("ActiveState") == "active" else None
@@ -185,7 +187,7 @@ def server_url(record: Record) -> str:
 
 def log_tail(paths: Paths, name: str, lines: int) -> str:
     """The last lines of the unit's output, from the journal or from its log file."""
-    unit = systemd.unit_name(name)
+    unit = unit_file.unit_name(name)
     if systemctl.journal_available():
         import subprocess
 
@@ -193,13 +195,13 @@ def log_tail(paths: Paths, name: str, lines: int) -> str:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             return subprocess.run(argv, capture_output=True, text=True, timeout=20).stdout
         return ""
-    text = read_text(systemd.log_path(paths, name)) or ""
+    text = read_text(unit_file.log_path(paths, name)) or ""
     return "".join(text.splitlines(keepends=True)[-lines:])
 
 
 def follow_log(paths: Paths, name: str, lines: int) -> Iterator[str]:
     """The last lines of the log file, then new text as it arrives, until interrupted."""
-    path = systemd.log_path(paths, name)
+    path = unit_file.log_path(paths, name)
     yield log_tail(paths, name, lines)
     position = path.stat().st_size if path.exists() else 0
     while True:
@@ -221,8 +223,8 @@ def follow_log(paths: Paths, name: str, lines: int) -> Iterator[str]:
 def uninstall(paths: Paths, name: str) -> tuple[Path, bool]:
     """Stop, disable, remove the file, reload: afterwards the manager no longer knows the unit.
     Returns the unit file and whether there was anything to uninstall."""
-    unit = systemd.unit_name(name)
-    path = unit_file(unit)
+    unit = unit_file.unit_name(name)
+    path = installed_path(unit)
     existed = path.exists() or systemctl.known(unit)
     systemctl.run(["stop", unit], timeout=90)
     if path.exists():

@@ -18,14 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from jupyter_hop import child, probe, records, serverconfig
-from jupyter_hop.child import Launch, Stopper
 from jupyter_hop.errors import HopError
 from jupyter_hop.fsutil import atomic_write, private_dir
-from jupyter_hop.initialize import check_bind_needs_password, locked
 from jupyter_hop.paths import Paths
-from jupyter_hop.profile import Profile
-from jupyter_hop.records import Record
+from jupyter_hop.profile.model import Profile
+from jupyter_hop.profile.setup import check_bind_needs_password, locked
+from jupyter_hop.server import child, probe, serverconfig
+from jupyter_hop.server.child import Launch, Stopper
+from jupyter_hop.tracking import records
+from jupyter_hop.tracking.records import Record
 
 # How each app is started with this same interpreter, and the package that must be importable for it.
 APP_MODULES = {"server": "jupyter_server", "lab": "jupyterlab", "notebook": "notebook"}
@@ -175,7 +176,7 @@ def _job_end(job_id: str) -> float | None:
 def prune_stale(paths: Paths, host: str, err: IO[str]) -> None:
     """Remove records of launchers on this host that are gone (a SIGKILLed launcher leaves one), and stop the
     server such a launcher orphaned: once its record is gone, nothing would ever find or stop it."""
-    from jupyter_hop import inventory, liveness
+    from jupyter_hop.tracking import inventory, liveness
 
     for path, record in records.all_records(paths):
         if record is None or record.kind == "job" or record.host != host:
@@ -309,7 +310,7 @@ def _record(plan: Plan, launch: Launch, info: dict[str, object], started: float,
 
 def _serve(paths: Paths, plan: Plan, record: Record, launch: Launch, stopper: Stopper, out: IO[str]) -> int:
     """Publish the record and the instructions, then wait for the server to stop."""
-    from jupyter_hop import instructions
+    from jupyter_hop.tracking import instructions
 
     try:
         with records.locked(paths):

@@ -12,12 +12,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 
-from jupyter_hop import probe, records, slurm
 from jupyter_hop.errors import HopError
 from jupyter_hop.fsutil import atomic_write, private_dir
 from jupyter_hop.paths import Paths
-from jupyter_hop.profile import Profile
-from jupyter_hop.records import Record
+from jupyter_hop.profile.model import Profile
+from jupyter_hop.server import probe
+from jupyter_hop.slurm import batch, tools
+from jupyter_hop.tracking import records
+from jupyter_hop.tracking.records import Record
 
 RECORD_POLL = 0.02  # the record appears within this much of the launcher writing it
 STATE_POLL = 0.25  # squeue is a round trip to the controller: ask less often
@@ -69,8 +71,8 @@ def check_job_id(job_id: str) -> str:
 
 def write_script(paths: Paths, profile: Profile) -> Path:
     """Render (everything validated first), then write the script 0600 in the 0700 jobs dir."""
-    text = slurm.render(slurm.batch_script(profile, paths))
-    path = slurm.script_path(paths, profile.name)
+    text = batch.render(batch.batch_script(profile, paths))
+    path = batch.script_path(paths, profile.name)
     private_dir(paths.state_dir)
     atomic_write(path, text)
     return path
@@ -78,8 +80,8 @@ def write_script(paths: Paths, profile: Profile) -> Path:
 
 def submit(paths: Paths, profile: Profile) -> Submission:
     script = write_script(paths, profile)
-    job_id = slurm.sbatch(script)
-    log = slurm.log_path(paths, profile.name, job_id)
+    job_id = tools.sbatch(script)
+    log = batch.log_path(paths, profile.name, job_id)
     submission = Submission(job_id, profile.name, str(log), time.time())
     atomic_write(submission_path(paths, job_id), json.dumps(asdict(submission), indent=2) + "\n")
     return submission
@@ -117,7 +119,7 @@ def _clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def describe(job: slurm.JobState) -> str:
+def describe(job: tools.JobState) -> str:
     if job.state == "PENDING":
         return f"PENDING ({job.reason})" if job.reason else "PENDING"
     if job.state == "RUNNING":
@@ -149,8 +151,8 @@ def wait_ready(
     ready_timeout: float,
     status: StatusLine,
     *,
-    job_state: Callable[[str], slurm.JobState | None] = slurm.job_state,
-) -> tuple[Record, slurm.JobState | None]:
+    job_state: Callable[[str], tools.JobState | None] = tools.job_state,
+) -> tuple[Record, tools.JobState | None]:
     """Until the job's record exists and its server answers; pending time is unbounded but shown, the time
     from RUNNING to ready is bounded by `ready_timeout` plus a margin for the setup lines."""
     job_id = submission.job_id
@@ -159,7 +161,7 @@ def wait_ready(
     start = time.monotonic()
     next_state_poll = start
     running_since: float | None = None
-    job: slurm.JobState | None = None
+    job: tools.JobState | None = None
     looked_again = False
     while True:
         if _exists(record_file):
@@ -176,7 +178,7 @@ def wait_ready(
                     continue  # ready just as it ended: look at the record once more
                 what = f"ended ({job.state}{_exit(job)})" if job else "is no longer known to Slurm"
                 raise HopError(f"Slurm job {job_id} {what} before the Jupyter server was ready",
-                               detail=slurm.log_tail(log))
+                               detail=tools.log_tail(log))
             if job.state == "RUNNING" and running_since is None:
                 running_since = now
             status.show(describe(job), f"Slurm job {job_id}: {describe(job)} ({_clock(now - start)})")
@@ -185,7 +187,7 @@ def wait_ready(
                 f"Slurm job {job_id} runs but its Jupyter server did not answer within "
                 f"{ready_timeout + READY_MARGIN:g} s; the job is left running: "
                 f"`jupyter hop slurm cancel {job_id}` stops it",
-                detail=slurm.log_tail(log),
+                detail=tools.log_tail(log),
             )
         time.sleep(RECORD_POLL)
 
@@ -201,7 +203,7 @@ def _exists(path: Path) -> bool:
     return True
 
 
-def _exit(job: slurm.JobState) -> str:
+def _exit(job: tools.JobState) -> str:
     parts = []
     if job.exit_code and job.exit_code != "0:0":
         parts.append(f"exit code {job.exit_code}")
@@ -210,7 +212,7 @@ def _exit(job: slurm.JobState) -> str:
     return ", " + ", ".join(parts) if parts else ""
 
 
-def with_end(record: Record, job: slurm.JobState | None) -> Record:
+def with_end(record: Record, job: tools.JobState | None) -> Record:
     """The launcher may not know the job's end time; squeue does."""
     if record.job_end is None and job is not None and job.end:
         record.job_end = job.end
@@ -223,7 +225,7 @@ def find_record(paths: Paths, job_id: str) -> Record:
     A record whose job has ended is left over by a launcher that was killed: it is removed, not shown.
     """
     record = records.find_job(paths, check_job_id(job_id))
-    job = slurm.job_state(job_id)
+    job = tools.job_state(job_id)
     if job is None or job.ended:
         if record is not None:
             forget(paths, job_id)
@@ -255,7 +257,7 @@ def status(paths: Paths) -> list[JobStatus]:
     ids = known_job_ids(paths)
     if not ids:
         return []
-    live = {job.job_id: job for job in slurm.squeue()}
+    live = {job.job_id: job for job in tools.squeue()}
     rows = []
     for job_id in ids:
         submission = read_submission(paths, job_id)
@@ -290,9 +292,9 @@ def cancel(paths: Paths, job_id: str, *, timeout: float = CANCEL_TIMEOUT) -> str
     if read_submission(paths, job_id) is None and records.find_job(paths, job_id) is None:
         raise HopError(f"Slurm job {job_id} was not submitted by jupyter-hop for you; "
                        "`jupyter hop slurm status` lists yours (scancel cancels any other)")
-    job = slurm.job_state(job_id)
+    job = tools.job_state(job_id)
     if not _gone(job):
-        slurm.scancel(job_id)
+        tools.scancel(job_id)
         deadline = time.monotonic() + timeout
         while not _gone(job):
             assert job is not None
@@ -300,11 +302,11 @@ def cancel(paths: Paths, job_id: str, *, timeout: float = CANCEL_TIMEOUT) -> str
                 raise HopError(f"Slurm job {job_id} is still {job.state} {timeout:.0f} s after scancel; "
                                "ask your administrators about the node")
             time.sleep(0.1)
-            job = slurm.job_state(job_id)
+            job = tools.job_state(job_id)
     forget(paths, job_id)
     return job.state if job else "ended"
 
 
-def _gone(job: slurm.JobState | None) -> bool:
+def _gone(job: tools.JobState | None) -> bool:
     """Ended, and done ending: while COMPLETING, Slurm may still be stopping the job's processes."""
     return job is None or (job.ended and job.state != "COMPLETING")

@@ -1,0 +1,1 @@
+"""What runs on the node: the Jupyter server config, the password hash, the launcher, its child and readiness probe."""
