@@ -1,3 +1,3 @@
-"""Shared fixtures: the lab modules under tests/lab are loaded as plugins."""
+"""Shared fixtures: the lab kit (tests/labkit) loaded as plugins; tests/unit needs none of it, tests/lab all."""
 
-pytest_plugins = ["lab.user", "lab.sshlab", "lab.sshslurm", "lab.slurmlab", "lab.systemdlab"]
+pytest_plugins = ["labkit.user", "labkit.sshlab", "labkit.sshslurm", "labkit.slurmlab", "labkit.systemdlab"]

@@ -26,11 +26,11 @@ def free_port() -> int:
 
 
 def as_user(bench: Bench) -> tuple[Callable[[Sequence[str], dict[str, str]], list[str]], int, int]:
-    """Jupyter refuses to run as root: as root, run everything as the lab's test user (tests/lab/user.py)."""
+    """Jupyter refuses to run as root: as root, run everything as the lab's test user (tests/labkit/user.py)."""
     if os.getuid() != 0:
         return (lambda argv, env: ["env", "-i", *[f"{k}={v}" for k, v in env.items()], *argv]), os.getuid(), -1
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from lab.user import ensure_user
+    from labkit.user import ensure_user
 
     user = ensure_user()
     return (lambda argv, env: user.argv(argv, env)), user.uid, user.gid

@@ -21,7 +21,7 @@ OVERHEAD_TARGET = 0.3
 def _lab() -> dict[str, str]:
     """The Slurm lab's client environment, under a lease like a test session's (the last to leave stops it)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from lab import slurmlab
+    from labkit import slurmlab
 
     lab = slurmlab.acquire()
     atexit.register(slurmlab.release, lab)

@@ -13,11 +13,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from lab import http_login
-from lab.launch import Launcher, init_profile, start_launcher
-from lab.sshlab import SshLab, free_port
-from lab.sshslurm import SshSlurm
-from lab.user import TestUser
+from labkit import http_login
+from labkit.launch import Launcher, init_profile, start_launcher
+from labkit.sshlab import SshLab, free_port
+from labkit.sshslurm import SshSlurm
+from labkit.user import TestUser
 
 from jupyter_hop.tracking import instructions
 from jupyter_hop.tracking.records import Record

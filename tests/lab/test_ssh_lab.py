@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from lab.sshlab import SshLab, free_port, stop_process
+from labkit.sshlab import SshLab, free_port, stop_process
 
 pytestmark = pytest.mark.lab
 

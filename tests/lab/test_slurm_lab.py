@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lab.http_login import login
-from lab.launch import hop, init_profile, port_open
-from lab.slurmlab import SlurmLab
-from lab.user import TestUser
+from labkit.http_login import login
+from labkit.launch import hop, init_profile, port_open
+from labkit.slurmlab import SlurmLab
+from labkit.user import TestUser
 
 from jupyter_hop.slurm import tools
 

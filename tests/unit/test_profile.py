@@ -7,7 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from lab.hoptree import HopTree, all_files
+from labkit.hoptree import HopTree, all_files
 
 from jupyter_hop.errors import HopError
 from jupyter_hop.paths import Paths

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.user import TestUser
+from labkit.user import TestUser
 
 TUNNEL_RE = re.compile(r"^  (ssh .*)$", re.MULTILINE)
 

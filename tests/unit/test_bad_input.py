@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from lab.hoptree import HopTree, snapshot
+from labkit.hoptree import HopTree, snapshot
 
 PASSWORD = "correct horse"
 

@@ -20,7 +20,7 @@ from typing import IO
 
 import pytest
 
-from lab.user import LabError, TestUser, lab_lock
+from labkit.user import LabError, TestUser, lab_lock
 
 LOGIN, COMPUTE = "login", "compute"
 NAMESPACES = (LOGIN, COMPUTE)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.sshlab import COMPUTE, LAB_DIR, LOGIN, SshLab
-from lab.user import LabError, lab_lock
+from labkit.sshlab import COMPUTE, LAB_DIR, LOGIN, SshLab
+from labkit.user import LabError, lab_lock
 
 BASE = LAB_DIR / "slurm"  # removed with the ssh lab, whose teardown also ends every process in its namespaces
 CTLD_PORT = 26817  # neither the default nor the loopback Slurm lab's ports

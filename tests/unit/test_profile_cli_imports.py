@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from lab.hoptree import HopTree
+from labkit.hoptree import HopTree
 
 # Heavy packages the profile commands must not pull in (jupyter_server alone costs about 1.6 s).
 FORBIDDEN = ("jupyter_server", "jupyterlab", "jupyter_client", "tornado", "jupyter_events", "notebook")

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from lab.http_login import Session, login
-from lab.launch import hop, init_profile, start_launcher
-from lab.slurmlab import SlurmLab
-from lab.systemdlab import UserManager
-from lab.user import TestUser
+from labkit.http_login import Session, login
+from labkit.launch import hop, init_profile, start_launcher
+from labkit.slurmlab import SlurmLab
+from labkit.systemdlab import UserManager
+from labkit.user import TestUser
 
 # Scanned while the server runs and again after it stopped: every file under the test user's XDG config and
 # state dirs, the launch's runtime dir, the node-local runtime base and the user's home; the command line and

@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from lab.launch import init_profile, port_open, start_launcher
-from lab.slurmlab import SlurmLab
-from lab.systemdlab import UserManager, hop, ok
-from lab.user import TestUser
+from labkit.launch import init_profile, port_open, start_launcher
+from labkit.slurmlab import SlurmLab
+from labkit.systemdlab import UserManager, hop, ok
+from labkit.user import TestUser
 
 pytestmark = pytest.mark.lab
 

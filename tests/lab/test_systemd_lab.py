@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from lab.http_login import Session
-from lab.launch import port_open
-from lab.systemdlab import UserManager, hop, ok
-from lab.user import TestUser
+from labkit.http_login import Session
+from labkit.launch import port_open
+from labkit.systemdlab import UserManager, hop, ok
+from labkit.user import TestUser
 
 from jupyter_hop.server import probe
 

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lab.launch import init_profile
-from lab.slurmlab import SlurmLab
-from lab.systemdlab import UserManager
-from lab.user import TestUser
+from labkit.launch import init_profile
+from labkit.slurmlab import SlurmLab
+from labkit.systemdlab import UserManager
+from labkit.user import TestUser
 
 pytestmark = pytest.mark.lab
 

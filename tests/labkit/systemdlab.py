@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.user import LabError, TestUser, lab_lock
+from labkit.user import LabError, TestUser, lab_lock
 
 SYSTEMD = "/lib/systemd/systemd"
 CGROUP_ROOT = Path("/sys/fs/cgroup")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.user import LabError, TestUser, lab_lock
+from labkit.user import LabError, TestUser, lab_lock
 
 BASE = Path("/tmp/jupyter-hop-slurm-lab")
 CTLD_PORT = 16817  # away from the default 6817, so a site's own Slurm on the same machine is never hit

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lab.hoptree import snapshot
-from lab.launch import hop, init_profile, pid_alive, start_launcher
-from lab.slurmlab import SlurmLab
-from lab.user import TestUser
+from labkit.hoptree import snapshot
+from labkit.launch import hop, init_profile, pid_alive, start_launcher
+from labkit.slurmlab import SlurmLab
+from labkit.user import TestUser
 
 # Faults of issue 7 covered by other test files (not repeated here):
 # - server SIGKILLed under a foreground launcher: test_launcher.py::test_server_killed_makes_launcher_fail_with_log_tail
@@ -318,7 +318,7 @@ def test_sigkilled_launcher_record_and_orphan_cleaned_by_next_run(
 ) -> None:
     """`run` of the same profile finds the stale record, says so, removes it and stops the orphaned server.
 
-    `jupyter hop list` and `stop` do the same: tests/test_inventory.py (stale record tests).
+    `jupyter hop list` and `stop` do the same: tests/lab/test_inventory.py (stale record tests).
     """
     init_profile(test_user, user_home, "p", "--app", "server")
     launcher = start_launcher(test_user, user_home, "p")

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from lab.launch import hop, init_profile
-from lab.slurmlab import SlurmLab
-from lab.user import TestUser
+from labkit.launch import hop, init_profile
+from labkit.slurmlab import SlurmLab
+from labkit.user import TestUser
 
 pytestmark = pytest.mark.lab
 

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from lab.launch import hop, init_profile, pid_alive, port_open, start_launcher
-from lab.user import TestUser
+from labkit.launch import hop, init_profile, pid_alive, port_open, start_launcher
+from labkit.user import TestUser
 
 pytestmark = pytest.mark.lab
 

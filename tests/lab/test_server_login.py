@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lab.hoptree import all_files
-from lab.http_login import Session, login, wrong_password_status
-from lab.user import TestUser
+from labkit.hoptree import all_files
+from labkit.http_login import Session, login, wrong_password_status
+from labkit.user import TestUser
 
 PASSWORD = "s3cret 'quote\" \\ ünï"  # quotes, a backslash, unicode: must survive hashing and stdin
 
