@@ -27,20 +27,27 @@ def _root(
         os.environ["JUPYTER_HOP_DEBUG"] = "1"
 
 
-def _register() -> None:
-    from jupyter_hop.commands import doctor, inventory, profiles, run, slurm, systemd
+# Which command module defines each top-level command. Building a Typer command inspects its signature, so
+# only the module the command line names is imported and registered; help and unknown names get them all.
+COMMAND_MODULES = {
+    "init": "profiles", "password": "profiles", "config": "profiles", "run": "run", "instructions": "run",
+    "list": "inventory", "stop": "inventory", "doctor": "doctor", "systemd": "systemd", "slurm": "slurm",
+}
 
-    for module in (profiles, run, inventory, doctor):
-        module.register(app)
-    app.add_typer(systemd.app, name="systemd")
-    app.add_typer(slurm.app, name="slurm")
 
+def _register(argv: list[str]) -> None:
+    import importlib
 
-_register()
+    words = [word for word in argv if not word.startswith("-")]
+    wanted = COMMAND_MODULES.get(words[0]) if words else None
+    names = [wanted] if wanted else list(dict.fromkeys(COMMAND_MODULES.values()))
+    for name in names:
+        importlib.import_module(f"jupyter_hop.commands.{name}").register(app)
 
 
 def main() -> None:
     """Console entry point: the one place where a HopError becomes a message and an exit code."""
+    _register(sys.argv[1:])
     try:
         # Not standalone: Typer would print usage errors as a multi-line box; here they become one line too.
         code = app(standalone_mode=False)

@@ -1,6 +1,6 @@
 """Benchmarks run side by side, interleaved, in one run: prints medians and ratios, never asserts.
 
-Usage: python tests/bench/run.py [--quick] [--reps N] [--json FILE]
+Usage: python tests/bench/run.py [--quick] [--reps N] [--only TEXT] [--json FILE]
 
 Each case is timed once per round, all cases in every round, so a machine that gets busier slows every case
 alike and the ratios stay fair. A case compares against another (its `against`): the render commands against
@@ -194,6 +194,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few rounds, for CI logs")
     parser.add_argument("--reps", type=int, help="rounds (default 15, or 7 with --quick)")
+    parser.add_argument("--only", help="only the cases whose name contains TEXT (and what they are compared with)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
     reps = args.reps or (7 if args.quick else 15)  # 7: medians that 2 noisy rounds cannot move
@@ -203,7 +204,11 @@ def main() -> None:
     base = Path(tempfile.mkdtemp(prefix="jupyter-hop-bench-", dir=parent))
     try:
         bench = make_bench(base)
-        cases = default_cases(bench) + plugin_cases(bench)
+        cases = default_cases(bench) + ([] if args.only else plugin_cases(bench))
+        if args.only:
+            chosen = [c for c in cases if args.only in c.name]
+            wanted = {c.name for c in chosen} | {c.against for c in chosen if c.against}
+            cases = [c for c in cases if c.name in wanted]
         print(
             f"jupyter-hop benchmarks: {reps} interleaved rounds, {os.cpu_count()} CPUs, python {sys.version.split()[0]}"
         )

@@ -18,6 +18,11 @@ app = typer.Typer(
     help="Run the Jupyter server as a Slurm batch job on a compute node.",
 )
 
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="slurm")
+
+
 Name = Annotated[str, typer.Argument(help="Profile name.")]
 JobId = Annotated[str, typer.Argument(help="Slurm job id (`jupyter hop slurm status` lists yours).")]
 

@@ -18,6 +18,11 @@ app = typer.Typer(
     help="Run a profile's server as a systemd user unit: always there, restarted when it crashes.",
 )
 
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="systemd")
+
+
 NAME_ARG = typer.Argument("default", help="Profile name.", show_default=True)
 
 

@@ -83,6 +83,23 @@ def systemd_path(path: str, home: str = "") -> str:
     return text
 
 
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates kept in the node-local runtime dir, so a render command does not compile the template
+    again each time (about 10 ms, a third of what rendering adds to starting Python). The dir is private (0700):
+    the cache is code that Jinja loads. Jinja checks each entry against the template's source and its own
+    version. Where the dir cannot be had, templates are compiled as before."""
+    import jinja2
+
+    from jupyter_hop.fsutil import private_dir
+    from jupyter_hop.paths import Paths
+
+    try:
+        directory = private_dir(Paths.from_env().runtime_base / "templates")
+    except HopError:
+        return None
+    return jinja2.FileSystemBytecodeCache(str(directory))
+
+
 @functools.lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     """StrictUndefined so a missing value fails loudly; no autoescape because nothing here is HTML."""
@@ -90,6 +107,7 @@ def environment() -> jinja2.Environment:
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_root())),
+        bytecode_cache=_bytecode_cache(),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
