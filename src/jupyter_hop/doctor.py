@@ -13,14 +13,14 @@ import stat
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from jupyter_hop.errors import HopError
 from jupyter_hop.paths import Paths
 
 # ok: fine. info: worth knowing, nothing to fix. skip: does not apply on this machine. warn: works, but
 # something the user probably wants fixed. fail: something the user asked for will not work.
-STATUSES = ("ok", "info", "skip", "warn", "fail")
+Status = Literal["ok", "info", "skip", "warn", "fail"]
 SLURM_TOOLS = ("sbatch", "squeue", "scontrol", "scancel")
 SYSTEMD_BOOTED = Path("/run/systemd/system")
 
@@ -28,7 +28,7 @@ SYSTEMD_BOOTED = Path("/run/systemd/system")
 @dataclass(frozen=True)
 class Check:
     name: str
-    status: str
+    status: Status
     message: str
     fix: str = ""  # what to do, when there is something to do; commands in it run as printed
 

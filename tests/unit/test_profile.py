@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from labkit.hoptree import HopTree, all_files
 
+from jupyter_hop import fields
 from jupyter_hop.errors import HopError
 from jupyter_hop.paths import Paths
-from jupyter_hop.profile import model as prof
 from jupyter_hop.profile import store
 from jupyter_hop.server import password as pw
 
@@ -125,7 +125,7 @@ def test_parse_errors_name_the_key(text: str, needle: str) -> None:
 def test_defaults_round_trip() -> None:
     profile = store.parse("d", "")
     assert profile.server.bind == "localhost" and profile.server.port == 0 and profile.server.local_port == 8888
-    assert profile.server.app in prof.APPS
+    assert profile.server.app in fields.APPS
 
 
 def test_relative_root_dir_is_stored_absolute(tree: HopTree) -> None:

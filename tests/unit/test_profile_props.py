@@ -10,9 +10,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from jupyter_hop import fields
 from jupyter_hop.errors import HopError
 from jupyter_hop.paths import Paths
-from jupyter_hop.profile import model as prof
 from jupyter_hop.profile import store
 
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
@@ -20,8 +20,8 @@ UPDATES = st.fixed_dictionaries(
     {},
     optional={
         "root_dir": TEXT,
-        "app": st.sampled_from(prof.APPS) | TEXT,
-        "bind": st.sampled_from(prof.BIND_MODES) | TEXT,
+        "app": st.sampled_from(fields.APPS) | TEXT,
+        "bind": st.sampled_from(fields.BINDS) | TEXT,
         "port": st.integers(-(2**63), 2**63 - 1),
         "local_port": st.integers(-5, 70000),
     },

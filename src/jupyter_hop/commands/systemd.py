@@ -146,8 +146,7 @@ def logs(
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new output until Ctrl-C."),
 ) -> None:
     """The unit's output: from the journal, or from its log file where no journal runs."""
-    import subprocess
-
+    from jupyter_hop import proc
     from jupyter_hop.paths import Paths
     from jupyter_hop.profile.model import check_name
     from jupyter_hop.systemd import ops, systemctl
@@ -156,8 +155,8 @@ def logs(
     paths = Paths.from_env()
     check_name(name)
     if systemctl.journal_available():
-        argv = ["journalctl", "--user", "-u", unit_file.unit_name(name), "-n", str(lines), "--no-pager"]
-        raise typer.Exit(subprocess.run([*argv, *(["-f"] if follow else [])]).returncode)
+        argv = systemctl.journal_argv(unit_file.unit_name(name), lines, follow=follow)
+        raise typer.Exit(proc.run(argv, timeout=None, capture=False, what="showing the unit's output").returncode)
     if not unit_file.log_path(paths, name).exists():
         say(f"(no output yet: {unit_file.log_path(paths, name)} does not exist)")
         if not follow:

@@ -11,16 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jupyter_hop import fields
 from jupyter_hop.errors import HopError
+from jupyter_hop.fields import APPS, BINDS, SSH_STYLES, App, Bind, SshStyle
 from jupyter_hop.slurm import settings as slurm_settings
 from jupyter_hop.slurm.settings import SlurmSettings
 from jupyter_hop.systemd import settings as systemd_settings
 from jupyter_hop.systemd.settings import SystemdSettings
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-APPS = ("lab", "server", "notebook")
-BIND_MODES = ("localhost", "socket", "node")
-SSH_STYLES = ("command", "config")
 # host names and ssh user names: letters, digits and . _ - (no leading '-', which ssh would read as an option)
 HOST_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}")
 USER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
@@ -56,16 +55,16 @@ OWNED_TRAITS = frozenset(
 )
 
 
-def default_app() -> str:
+def default_app() -> App:
     """`lab` when JupyterLab is installed in this environment, else the plain `server`."""
     return "lab" if importlib.util.find_spec("jupyterlab") else "server"
 
 
 @dataclass
 class ServerSettings:
-    app: str = field(default_factory=default_app)
+    app: App = field(default_factory=default_app)
     root_dir: str = "~"
-    bind: str = "localhost"
+    bind: Bind = "localhost"
     port: int = 0  # 0: the server picks a free port at each launch
     local_port: int = 8888  # the port on the laptop end of the tunnel
     idle_timeout: int = 0  # seconds without activity before the server shuts down; 0: never
@@ -77,7 +76,7 @@ class ServerSettings:
 class SshSettings:
     login_host: str = ""  # what the user types after `ssh` (a ~/.ssh/config alias works); "" = this host
     user: str = ""  # "" = the user running jupyter-hop
-    style: str = "command"  # how instructions show the tunnel: an ssh command, or an ~/.ssh/config block
+    style: SshStyle = "command"  # how instructions show the tunnel: an ssh command, or an ~/.ssh/config block
 
 
 @dataclass
@@ -114,38 +113,17 @@ def _bad(key: str, value: object, allowed: str) -> HopError:
     return HopError(f"{key} = {value!r} is not allowed: {allowed}")
 
 
-def _type_name(kind: Any) -> str:
-    return {int: "an integer", str: "a string", bool: "true or false"}.get(kind, str(kind))
-
-
-def _check_type(key: str, value: object, kind: Any) -> None:
-    """TOML gives plain Python values; check them against the field's annotation (bool is not an int here)."""
-    if kind in (int, str, bool):
-        if type(value) is not kind:
-            raise _bad(key, value, f"expected {_type_name(kind)}")
-    elif kind == "list[str]":
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise _bad(key, value, "expected a list of strings")
-    elif kind == "dict[str, str]":
-        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            raise _bad(key, value, "expected a table of strings")
-    elif kind == "dict[str, Any]" and not isinstance(value, dict):
-        raise _bad(key, value, "expected a table")
-
-
-_KINDS = {"int": int, "str": str, "bool": bool}
-
-
 def _build_section(section: str, cls: type, table: object) -> Any:
     if not isinstance(table, dict):
         raise _bad(section, table, "expected a table like [" + section + "]")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    known = {f.name: f for f in dataclasses.fields(cls)}
     for key, value in table.items():
         full = f"{section}.{key}"
-        if key not in fields:
-            raise HopError(f"unknown key {full!r}: allowed keys in [{section}] are {', '.join(fields)}")
-        annotation = fields[key].type
-        _check_type(full, value, _KINDS.get(str(annotation), str(annotation)))
+        if key not in known:
+            raise HopError(f"unknown key {full!r}: allowed keys in [{section}] are {', '.join(known)}")
+        check, wanted = fields.expected(known[key])
+        if not check(value):
+            raise _bad(full, value, f"expected {wanted}")
     plain = {k: _plain(v) for k, v in table.items()}
     return cls(**plain)
 
@@ -176,8 +154,8 @@ def validate(profile: Profile) -> None:
     srv = profile.server
     if srv.app not in APPS:
         raise _bad("server.app", srv.app, "one of " + ", ".join(APPS))
-    if srv.bind not in BIND_MODES:
-        raise _bad("server.bind", srv.bind, "one of " + ", ".join(BIND_MODES))
+    if srv.bind not in BINDS:
+        raise _bad("server.bind", srv.bind, "one of " + ", ".join(BINDS))
     if not (srv.port == 0 or 1024 <= srv.port <= 65535):
         raise _bad("server.port", srv.port, "0 (pick a free port) or 1024-65535")
     if not 1 <= srv.local_port <= 65535:

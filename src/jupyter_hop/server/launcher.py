@@ -10,7 +10,6 @@ import os
 import secrets
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -159,18 +158,13 @@ class _Stopped(Exception):
 
 def _job_end(job_id: str) -> float | None:
     """The job's end time from scontrol, so instructions can say when the server goes away."""
-    scontrol = shutil.which("scontrol")
-    if not scontrol:
-        return None
+    from jupyter_hop.slurm import tools
+
     try:
-        out = subprocess.run([scontrol, "show", "job", "-o", job_id], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
+        job = tools.scontrol_job(job_id)
+    except HopError:
         return None
-    for word in out.split():
-        if word.startswith("EndTime="):
-            with contextlib.suppress(ValueError):
-                return time.mktime(time.strptime(word.split("=", 1)[1], "%Y-%m-%dT%H:%M:%S"))
-    return None
+    return job.end if job else None
 
 
 def prune_stale(paths: Paths, host: str, err: IO[str]) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from jupyter_hop import proc
 from jupyter_hop.errors import HopError
 
 # States after which the batch script no longer runs (COMPLETING: it ended, Slurm is cleaning up).
@@ -111,13 +112,8 @@ def _tool(name: str) -> str:
 
 
 def _run(argv: Sequence[str], *, umask: int = -1) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(list(argv), capture_output=True, text=True, timeout=TOOL_TIMEOUT, umask=umask)
-    except subprocess.TimeoutExpired as exc:
-        raise HopError(f"{Path(argv[0]).name} did not answer within {TOOL_TIMEOUT:.0f} s; "
-                       "is the Slurm controller up? (`sinfo` tells)") from exc
-    except OSError as exc:
-        raise HopError(f"cannot run {argv[0]}: {exc.strerror}") from exc
+    return proc.run(argv, timeout=TOOL_TIMEOUT, umask=umask,
+                    what="asking the Slurm controller; `sinfo` tells whether it is up")
 
 
 def sbatch(script: Path) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jupyter_hop import proc
 from jupyter_hop.errors import HopError
 from jupyter_hop.fsutil import atomic_write, private_file, read_text
 from jupyter_hop.paths import Paths
@@ -189,11 +190,8 @@ def log_tail(paths: Paths, name: str, lines: int) -> str:
     """The last lines of the unit's output, from the journal or from its log file."""
     unit = unit_file.unit_name(name)
     if systemctl.journal_available():
-        import subprocess
-
-        argv = ["journalctl", "--user", "-u", unit, "-n", str(lines), "--no-pager"]
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            return subprocess.run(argv, capture_output=True, text=True, timeout=20).stdout
+        with contextlib.suppress(HopError):
+            return proc.run(systemctl.journal_argv(unit, lines), timeout=20, what="reading the journal").stdout
         return ""
     text = read_text(unit_file.log_path(paths, name)) or ""
     return "".join(text.splitlines(keepends=True)[-lines:])

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from jupyter_hop import proc
 from jupyter_hop.errors import HopError
 
 # Where journald takes the output of services; without it the unit writes to a log file instead.
@@ -30,13 +31,7 @@ def run(
     args: list[str], *, timeout: float = 60, env: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """One systemctl --user call; a missing systemctl or a hung manager becomes a HopError."""
-    argv = ["systemctl", "--user", *args]
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=dict(_env(env)))
-    except FileNotFoundError as exc:
-        raise HopError("systemctl is not installed here, so systemd user units cannot be used") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise HopError(f"`systemctl --user {' '.join(args)}` did not finish within {timeout:.0f} s") from exc
+    return proc.run(["systemctl", "--user", *args], timeout=timeout, env=_env(env), what="systemd user units")
 
 
 def check(args: list[str], *, timeout: float = 60, what: str = "") -> str:
@@ -73,9 +68,7 @@ def require_manager(env: Mapping[str, str] | None = None) -> None:
 
 
 def manager_environment() -> dict[str, str]:
-    out = check(["show-environment"], timeout=20)
-    pairs = (line.split("=", 1) for line in out.splitlines() if "=" in line)
-    return {key: value for key, value in pairs}
+    return parse_show(check(["show-environment"], timeout=20))
 
 
 def unit_dir(manager_env: Mapping[str, str], home: Path) -> Path:
@@ -88,6 +81,11 @@ def journal_available() -> bool:
     return JOURNAL_STDOUT.exists()
 
 
+def journal_argv(unit: str, lines: int, *, follow: bool = False) -> list[str]:
+    """The journalctl call that shows a user unit's last `lines` lines of output."""
+    return ["journalctl", "--user", "-u", unit, "-n", str(lines), "--no-pager", *(["-f"] if follow else [])]
+
+
 def private_tmp_possible() -> bool:
     """Whether a user unit can get PrivateTmp=: it needs a user namespace (PrivateUsers=), and the mount point
     /run/systemd/unit-root that PID 1 creates (a user manager cannot); without them the unit would fail."""
@@ -98,8 +96,8 @@ def private_tmp_possible() -> bool:
 def user_namespaces_available() -> bool:
     """Whether this user may create a user namespace."""
     try:
-        return subprocess.run(["unshare", "--user", "true"], capture_output=True, timeout=10).returncode == 0
-    except (OSError, subprocess.SubprocessError):
+        return proc.run(["unshare", "--user", "true"], timeout=10, what="asking for user namespaces").returncode == 0
+    except HopError:
         return False
 
 
@@ -123,13 +121,13 @@ def linger(user: str) -> Linger:
     """Ask logind; where it does not answer, look at the file logind keeps for lingering users."""
     try:
         argv = ["loginctl", "show-user", user, "--property=Linger", "--value"]
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        result = proc.run(argv, timeout=10, what="asking logind about lingering")
         answer = result.stdout.strip()
         if result.returncode == 0 and answer in ("yes", "no"):
             return Linger(answer, "loginctl")
         reason = (result.stderr.strip().splitlines() or ["no answer"])[-1]
-    except (OSError, subprocess.SubprocessError) as exc:
-        reason = str(exc)
+    except HopError as exc:
+        reason = exc.message
     if (LINGER_DIR / user).exists():
         return Linger("yes", str(LINGER_DIR / user))
     if LINGER_DIR.is_dir():
@@ -138,7 +136,7 @@ def linger(user: str) -> Linger:
 
 
 def parse_show(text: str) -> dict[str, str]:
-    """`systemctl show -p A -p B` output (A=value lines) as a dict; values may contain '='."""
+    """`systemctl show -p A -p B` and `show-environment` output (A=value lines) as a dict; values may contain '='."""
     pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line)
     return {key: value for key, value in pairs}
 
