@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from jupyter_hop.commands.options import Json, ProfileName
 from jupyter_hop.output import emit_json, say
 
 DOCTOR_HELP = (
@@ -29,8 +30,8 @@ def register(app: typer.Typer) -> None:
 
 
 def doctor(
-    name: Annotated[str, typer.Argument(help="Profile name.")] = "default",
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    name: ProfileName = "default",
+    as_json: Json = False,
     systemd: Annotated[bool | None, typer.Option("--systemd/--no-systemd", help=SYSTEMD_HELP)] = None,
     slurm: Annotated[bool | None, typer.Option("--slurm/--no-slurm", help=SLURM_HELP)] = None,
 ) -> None:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from jupyter_hop.commands.options import Json
 from jupyter_hop.output import emit_json, say, warn
 
 LIST_HELP = (
@@ -26,7 +27,7 @@ def register(app: typer.Typer) -> None:
 
 
 def list_servers(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    as_json: Json = False,
     show_all: Annotated[
         bool, typer.Option("--all", "-a", help="Also show installed units and jobs that are stopped.")
     ] = False,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
+from jupyter_hop.commands.options import ProfileName, SshConfig
 from jupyter_hop.output import show_instructions
 
 
@@ -14,7 +16,7 @@ def register(app: typer.Typer) -> None:
     app.command("instructions")(instructions)
 
 
-def run(name: str = typer.Argument("default", help="Profile name.")) -> None:
+def run(name: ProfileName = "default") -> None:
     """Start the Jupyter server in the foreground, wait until it answers, print how to reach it."""
     from jupyter_hop.paths import Paths
     from jupyter_hop.profile import store
@@ -26,8 +28,10 @@ def run(name: str = typer.Argument("default", help="Profile name.")) -> None:
 
 
 def instructions(
-    target: str = typer.Argument(..., help="Slurm job id, profile name of a unit, or HOST-PID of a foreground run."),
-    ssh_config: bool = typer.Option(False, "--ssh-config", help="Show an ~/.ssh/config block instead of a command."),
+    target: Annotated[
+        str, typer.Argument(help="Slurm job id, profile name of a unit, or HOST-PID of a foreground run.")
+    ],
+    ssh_config: SshConfig = False,
 ) -> None:
     """Print the connection instructions of a running server again (the token only on your own terminal)."""
     from jupyter_hop.errors import HopError

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from jupyter_hop.commands.options import Json, ProfileName, SshConfig
 from jupyter_hop.output import show_instructions
 
 if TYPE_CHECKING:
@@ -23,12 +24,11 @@ def register(root: typer.Typer) -> None:
     root.add_typer(app, name="slurm")
 
 
-Name = Annotated[str, typer.Argument(help="Profile name.")]
 JobId = Annotated[str, typer.Argument(help="Slurm job id (`jupyter hop slurm status` lists yours).")]
 
 
 @app.command()
-def render(name: Name = "default") -> None:
+def render(name: ProfileName = "default") -> None:
     """Print the batch script that `submit` would submit (`sbatch` also takes it as printed)."""
     from jupyter_hop.fsutil import private_dir
     from jupyter_hop.output import say
@@ -45,7 +45,7 @@ def render(name: Name = "default") -> None:
 
 @app.command()
 def submit(
-    name: Name = "default",
+    name: ProfileName = "default",
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Print the job id and return at once.")] = False,
 ) -> None:
     """Submit the job, wait until its server answers, then print how to connect."""
@@ -90,7 +90,7 @@ def _wait_and_print(paths: Paths, submission: Submission, ready_timeout: float, 
 @app.command("instructions")
 def instructions(
     job_id: JobId,
-    ssh_config: Annotated[bool, typer.Option("--ssh-config", help="Show an ~/.ssh/config block.")] = False,
+    ssh_config: SshConfig = False,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until the job's server is ready.")] = False,
 ) -> None:
     """Print how to connect to a running job's server (the token only on your own terminal)."""
@@ -117,7 +117,7 @@ def instructions(
 
 @app.command()
 def status(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    as_json: Json = False,
 ) -> None:
     """List your jupyter-hop jobs: state, node, time left."""
     from dataclasses import asdict

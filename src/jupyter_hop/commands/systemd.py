@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from jupyter_hop.commands.options import Json, ProfileName
 from jupyter_hop.output import emit_json, say, show_instructions, warn
 
 if TYPE_CHECKING:
@@ -21,9 +22,6 @@ app = typer.Typer(
 
 def register(root: typer.Typer) -> None:
     root.add_typer(app, name="systemd")
-
-
-NAME_ARG = typer.Argument("default", help="Profile name.", show_default=True)
 
 
 def _load(name: str) -> tuple[Paths, Profile]:
@@ -42,7 +40,7 @@ def _instructions(profile: Profile, record: object) -> None:
 
 
 @app.command()
-def render(name: str = NAME_ARG) -> None:
+def render(name: ProfileName = "default") -> None:
     """Print the unit that `install` would write on this machine."""
     from jupyter_hop.systemd import ops
     from jupyter_hop.systemd import unit as unit_file
@@ -53,9 +51,9 @@ def render(name: str = NAME_ARG) -> None:
 
 @app.command()
 def install(
-    name: str = NAME_ARG,
-    now: bool = typer.Option(False, "--now", help="Also start it, and wait until the server answers."),
-    force: bool = typer.Option(False, "--force", help="Replace an installed unit that differs."),
+    name: ProfileName = "default",
+    now: Annotated[bool, typer.Option("--now", help="Also start it, and wait until the server answers.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an installed unit that differs.")] = False,
 ) -> None:
     """Write the unit, reload the user manager and enable the unit (it starts with your user manager)."""
     from jupyter_hop.systemd import ops
@@ -76,13 +74,13 @@ def install(
 
 
 @app.command()
-def start(name: str = NAME_ARG) -> None:
+def start(name: ProfileName = "default") -> None:
     """Start the unit; returns once the server answers, then prints how to reach it."""
     _start(name, restart=False)
 
 
 @app.command()
-def restart(name: str = NAME_ARG) -> None:
+def restart(name: ProfileName = "default") -> None:
     """Restart the unit (a new server process); returns once it answers again."""
     _start(name, restart=True)
 
@@ -98,7 +96,7 @@ def _start(name: str, *, restart: bool) -> None:
 
 
 @app.command()
-def stop(name: str = NAME_ARG) -> None:
+def stop(name: ProfileName = "default") -> None:
     """Stop the unit: the launcher stops Jupyter and its kernels cleanly. It stays enabled."""
     from jupyter_hop.paths import Paths
     from jupyter_hop.profile.model import check_name
@@ -110,8 +108,8 @@ def stop(name: str = NAME_ARG) -> None:
 
 @app.command()
 def status(
-    name: str = NAME_ARG,
-    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+    name: ProfileName = "default",
+    as_json: Json = False,
 ) -> None:
     """systemd's state of the unit, since when, and where the server answers."""
     from jupyter_hop.paths import Paths
@@ -141,9 +139,9 @@ def status(
 
 @app.command()
 def logs(
-    name: str = NAME_ARG,
-    lines: int = typer.Option(50, "--lines", "-n", min=1, help="How many of the last lines to show."),
-    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new output until Ctrl-C."),
+    name: ProfileName = "default",
+    lines: Annotated[int, typer.Option("--lines", "-n", min=1, help="How many of the last lines to show.")] = 50,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new output until Ctrl-C.")] = False,
 ) -> None:
     """The unit's output: from the journal, or from its log file where no journal runs."""
     from jupyter_hop import proc
@@ -170,7 +168,7 @@ def logs(
 
 
 @app.command()
-def uninstall(name: str = NAME_ARG) -> None:
+def uninstall(name: ProfileName = "default") -> None:
     """Stop and disable the unit, remove its file and reload the user manager."""
     from jupyter_hop.paths import Paths
     from jupyter_hop.profile.model import check_name
