@@ -50,7 +50,7 @@ def test_no_import_cycle() -> None:
     def visit(name: str, path: list[str]) -> None:
         for dep in sorted(graph[name]):
             if dep in path:
-                cycles.append(path[path.index(dep):] + [dep])
+                cycles.append([*path[path.index(dep):], dep])
             elif dep not in done:
                 visit(dep, [*path, dep])
         done.add(name)
