@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import getpass
 import importlib.util
 import json
 import os
+import pwd
 import secrets
 import shutil
 import socket
@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -24,7 +25,7 @@ from jupyter_hop.errors import HopError
 from jupyter_hop.fsutil import atomic_write, private_dir
 from jupyter_hop.initialize import check_bind_needs_password, locked
 from jupyter_hop.paths import Paths
-from jupyter_hop.profile import Profile
+from jupyter_hop.profile import Profile, check_host, check_user
 from jupyter_hop.records import Record
 
 # How each app is started with this same interpreter, and the package that must be importable for it.
@@ -52,18 +53,40 @@ class Placement:
     unit: str = ""
 
 
-def placement(profile: Profile, env: dict[str, str] | os._Environ[str]) -> Placement:
-    user = profile.ssh.user or getpass.getuser()
+def placement(profile: Profile, env: Mapping[str, str]) -> Placement:
+    """Every value here reaches lines the user pastes, so the environment's are checked with the profile's rules
+    (a host name cannot start with '-' or hold a newline), naming the variable that held a bad one."""
+    user = profile.ssh.user or check_user(*_login_name(env))
     job_id = env.get("SLURM_JOB_ID", "")
     if job_id:
-        node = env.get("SLURMD_NODENAME") or socket.gethostname().split(".")[0]
+        if not job_id.isascii() or not job_id.isdigit():
+            raise HopError(f"SLURM_JOB_ID = {job_id!r} is not allowed: a Slurm job id (digits)")
+        node = _env_host(env, "SLURMD_NODENAME") or _this_host(short=True)
         # The concrete login node the job came from: a load-balanced alias may land on another one.
-        login = profile.ssh.login_host or env.get("SLURM_SUBMIT_HOST", "")
+        login = profile.ssh.login_host or _env_host(env, "SLURM_SUBMIT_HOST")
         return Placement("job", node, user, login_host=login, job_id=job_id)
-    host = socket.gethostname()
+    host = _this_host(short=False)
     unit = env.get("JUPYTER_HOP_UNIT", "")
     kind = "unit" if unit else "run"
     return Placement(kind, host, user, ssh_host=profile.ssh.login_host or host, unit=unit)
+
+
+def _login_name(env: Mapping[str, str]) -> tuple[str, str]:
+    """Where the user name comes from (for the error) and what it is, in getpass.getuser()'s order."""
+    for var in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        if env.get(var):
+            return var, env[var]
+    return f"the user name of uid {os.getuid()}", pwd.getpwuid(os.getuid()).pw_name
+
+
+def _env_host(env: Mapping[str, str], var: str) -> str:
+    value = env.get(var, "")
+    return check_host(var, value) if value else ""
+
+
+def _this_host(*, short: bool) -> str:
+    name = socket.gethostname()
+    return check_host("this host's name (hostname)", name.split(".")[0] if short else name)
 
 
 def node_address(host: str) -> str:
@@ -204,6 +227,7 @@ class Plan:
 
 def run(paths: Paths, profile: Profile, *, out: IO[str], err: IO[str]) -> int:
     """Run the server in the foreground until it stops; the return value is the process exit code."""
+    where = placement(profile, os.environ)  # input like the profile: checked before anything is written or started
     if os.geteuid() == 0:
         # Jupyter refuses root without --allow-root, and a notebook server should not run as root anyway.
         raise HopError("Jupyter does not run as root: run jupyter-hop as the user who will use the notebooks")
@@ -212,7 +236,6 @@ def run(paths: Paths, profile: Profile, *, out: IO[str], err: IO[str]) -> int:
         hashed = serverconfig.read_hash(paths, profile.name)
         check_bind_needs_password(profile, hashed)
         config = serverconfig.write(paths, profile)
-    where = placement(profile, os.environ)
     address = node_address(socket.gethostname()) if profile.server.bind == "node" else "127.0.0.1"
     prune_stale(paths, where.host, err)  # first: an orphaned server may hold the fixed port
     if profile.server.port:
