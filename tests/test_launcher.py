@@ -44,7 +44,7 @@ def test_sigterm_stops_cleanly(test_user: TestUser, user_home: dict[str, str]) -
         text = launcher.wait_ready()
         record = only_record(user_home)
         port = int(record["port"])  # type: ignore[call-overload]
-        assert f"localhost:{port}" in text
+        assert f" -L 127.0.0.1:8888:127.0.0.1:{port} " in text
         assert port_open("127.0.0.1", port)
         environ = Path(f"/proc/{record['server_pid']}/environ").read_bytes().split(b"\0")
         runtime_env = [v.split(b"=", 1)[1] for v in environ if v.startswith(b"JUPYTER_RUNTIME_DIR=")]
@@ -127,7 +127,7 @@ def test_socket_mode(test_user: TestUser, user_home: dict[str, str]) -> None:
         assert stat.S_ISSOCK(sock.stat().st_mode)
         assert stat.S_IMODE(sock.stat().st_mode) == 0o600
         assert stat.S_IMODE(sock.parent.stat().st_mode) == 0o700
-        assert f"-L 8888:{sock}" in text
+        assert f" -L 127.0.0.1:8888:{sock} " in text
         launcher.signal(signal.SIGTERM)
         assert launcher.wait() == 0
         assert not sock.exists()

@@ -99,7 +99,7 @@ def test_submit_login_status_cancel(test_user: TestUser, env: dict[str, str], sl
     record = record_of(env, job_id)
     assert record is not None and record["kind"] == "job" and record["job_id"] == job_id
     port = int(record["port"])  # type: ignore[call-overload]
-    assert f"localhost:{port}" in result.stdout
+    assert f" -L 127.0.0.1:8888:127.0.0.1:{port} " in result.stdout
     assert login(f"http://127.0.0.1:{port}/", PASSWORD) == 200
     # private files: the script and the job log 0600 in the 0700 jobs dir, nothing of the password in the log
     jobs_dir = state_dir(env) / "jobs"
