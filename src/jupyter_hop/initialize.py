@@ -77,10 +77,10 @@ def change_password(paths: Paths, name: str, ask_password: PasswordSource) -> Pa
 def locked(paths: Paths) -> contextlib.AbstractContextManager[None]:
     """Serialise writers of profiles: each writes a profile, a hash and a config that must agree.
 
-    The lock is on the config dir itself, so taking it writes nothing (a read-only dir still gives the clear
-    "cannot write" error of the write that follows).
+    A read-only config dir is no error here: `run` only reads it when the config is current, and `init` or
+    `password` then fail at their write with the clear "cannot write" error naming the file.
     """
-    return exclusive(private_dir(paths.config_dir))
+    return exclusive(private_dir(paths.config_dir) / ".lock", unlocked_if_read_only=True)
 
 
 def check_bind_needs_password(profile: prof.Profile, hashed: str | None) -> None:
