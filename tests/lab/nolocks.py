@@ -56,7 +56,8 @@ def install() -> None:
 
     prog = Fprog(len(code) // 8, ctypes.addressof(filters))
     libc = ctypes.CDLL(None, use_errno=True)
-    for args in ((PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), (PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(prog), 0, 0)):
+    calls = ((PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), (PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(prog), 0, 0))
+    for args in calls:
         if libc.prctl(*[ctypes.c_ulong(a) for a in args]) != 0:
             raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
 
