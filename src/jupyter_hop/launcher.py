@@ -34,9 +34,10 @@ MAX_SOCKET_PATH = 107
 POLL_INTERVAL = 0.01
 # Launches that lose the race for an automatically picked port (Jupyter probes it, closes it, binds again).
 AUTO_PORT_ATTEMPTS = 3
-# Variables that would change how the child authenticates or listens behind the profile's back.
+# Variables that would change how the child authenticates or listens behind the profile's back, and our own
+# (JUPYTER_HOP_DEBUG from --debug would reach every `jupyter hop` run in a notebook's terminal or kernel).
 SCRUBBED_ENV = ("JUPYTER_TOKEN", "JUPYTER_TOKEN_FILE", "JUPYTER_PORT", "JUPYTER_PORT_RETRIES", "NOTIFY_SOCKET",
-                "JUPYTER_HOP_UNIT", "JUPYTER_RUNTIME_DIR")
+                "JUPYTER_HOP_UNIT", "JUPYTER_RUNTIME_DIR", "JUPYTER_HOP_DEBUG")
 
 
 @dataclass
