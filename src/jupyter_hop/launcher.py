@@ -12,7 +12,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +20,9 @@ from typing import IO
 from jupyter_hop import child, probe, records, serverconfig
 from jupyter_hop.child import Launch, Stopper
 from jupyter_hop.errors import HopError
-from jupyter_hop.fsutil import atomic_write, private_dir
+from jupyter_hop.fsutil import atomic_write
 from jupyter_hop.initialize import check_bind_needs_password, locked
-from jupyter_hop.paths import Paths
+from jupyter_hop.paths import Paths, new_launch_dir
 from jupyter_hop.profile import Profile
 from jupyter_hop.records import Record
 
@@ -218,7 +217,7 @@ def run(paths: Paths, profile: Profile, *, out: IO[str], err: IO[str]) -> int:
     prune_stale(paths, where.host, err)  # first: an orphaned server may hold the fixed port
     if profile.server.port:
         check_port_free(address, profile.server.port)
-    runtime_dir = Path(tempfile.mkdtemp(prefix="launch-", dir=private_dir(paths.runtime_base)))
+    runtime_dir = new_launch_dir(paths, err)
     try:
         sock = runtime_dir / "jupyter.sock"
         if profile.server.bind == "socket" and len(str(sock).encode()) > MAX_SOCKET_PATH:
