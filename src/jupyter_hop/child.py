@@ -64,8 +64,13 @@ class Stopper:
 
 
 def sd_notify(message: str, env: dict[str, str] | os._Environ[str]) -> None:
+    """Tell systemd about readiness, only when this launcher is the unit's main process.
+
+    JUPYTER_HOP_UNIT is set by our unit file alone; a NOTIFY_SOCKET inherited from elsewhere (a shell inside
+    some other unit, a variable another user's tool set) is not ours to tell where the server is.
+    """
     address = env.get("NOTIFY_SOCKET")
-    if not address:
+    if not address or not env.get("JUPYTER_HOP_UNIT"):
         return
     if address.startswith("@"):
         address = "\0" + address[1:]

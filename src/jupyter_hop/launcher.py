@@ -12,7 +12,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,9 +21,9 @@ from typing import IO
 from jupyter_hop import child, probe, records, serverconfig
 from jupyter_hop.child import Launch, Stopper
 from jupyter_hop.errors import HopError
-from jupyter_hop.fsutil import atomic_write, private_dir
+from jupyter_hop.fsutil import atomic_write
 from jupyter_hop.initialize import check_bind_needs_password, locked
-from jupyter_hop.paths import Paths
+from jupyter_hop.paths import Paths, new_launch_dir
 from jupyter_hop.profile import Profile, check_host, check_user
 from jupyter_hop.records import Record
 
@@ -35,9 +34,10 @@ MAX_SOCKET_PATH = 107
 POLL_INTERVAL = 0.01
 # Launches that lose the race for an automatically picked port (Jupyter probes it, closes it, binds again).
 AUTO_PORT_ATTEMPTS = 3
-# Variables that would change how the child authenticates or listens behind the profile's back.
+# Variables that would change how the child authenticates or listens behind the profile's back, and our own
+# (JUPYTER_HOP_DEBUG from --debug would reach every `jupyter hop` run in a notebook's terminal or kernel).
 SCRUBBED_ENV = ("JUPYTER_TOKEN", "JUPYTER_TOKEN_FILE", "JUPYTER_PORT", "JUPYTER_PORT_RETRIES", "NOTIFY_SOCKET",
-                "JUPYTER_HOP_UNIT", "JUPYTER_RUNTIME_DIR")
+                "JUPYTER_HOP_UNIT", "JUPYTER_RUNTIME_DIR", "JUPYTER_HOP_DEBUG")
 
 
 @dataclass
@@ -240,7 +240,7 @@ def run(paths: Paths, profile: Profile, *, out: IO[str], err: IO[str]) -> int:
     prune_stale(paths, where.host, err)  # first: an orphaned server may hold the fixed port
     if profile.server.port:
         check_port_free(address, profile.server.port)
-    runtime_dir = Path(tempfile.mkdtemp(prefix="launch-", dir=private_dir(paths.runtime_base)))
+    runtime_dir = new_launch_dir(paths, err)
     try:
         sock = runtime_dir / "jupyter.sock"
         if profile.server.bind == "socket" and len(str(sock).encode()) > MAX_SOCKET_PATH:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 USER = "hoptest"
-OTHER_USER = "hopother"
+OTHER_USER = "hopother"  # the other user on the node, who plays the attacker
 LOCK = Path("/run/jupyter-hop-lab.lock")
 
 
