@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -222,7 +223,8 @@ def test_stale_record_is_cleaned_by_next_launch(test_user: TestUser, user_home: 
     record = only_record(user_home)
     os.kill(launcher.process.pid, signal.SIGKILL)  # the launcher dies; its record stays behind
     launcher.wait()
-    os.kill(int(record["server_pid"]), signal.SIGTERM)  # type: ignore[call-overload]
+    with contextlib.suppress(ProcessLookupError):  # it may be gone already: it dies with its launcher
+        os.kill(int(record["server_pid"]), signal.SIGTERM)  # type: ignore[call-overload]
     wait_until(lambda: not pid_alive(int(record["server_pid"])))  # type: ignore[call-overload]
     assert len(list(records_dir(user_home).glob("*.json"))) == 1
     second = start_launcher(test_user, user_home, "p")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from jupyter_hop import child, probe, records, serverconfig
+from jupyter_hop import child, output, ownership, probe, records, serverconfig
 from jupyter_hop.child import Launch, Stopper
 from jupyter_hop.errors import HopError
 from jupyter_hop.fsutil import atomic_write
@@ -153,7 +153,7 @@ def _server_argv(base: list[str], config: Path, bind: str, address: str, port: i
 
 
 def _wait_ready(launch: Launch, stopper: Stopper, deadline: float, address: str) -> dict[str, object]:
-    """Poll for the server's own runtime json, then for GET /api = 200; never a fixed sleep."""
+    """Poll for the server's own runtime json, then for GET /api = 200 from our child; never a fixed sleep."""
     info_file = launch.runtime_dir / f"jpserver-{launch.process.pid}.json"
     info: dict[str, object] | None = None
     while True:
@@ -162,14 +162,15 @@ def _wait_ready(launch: Launch, stopper: Stopper, deadline: float, address: str)
         if info is None and info_file.exists():
             with contextlib.suppress(ValueError, OSError):
                 info = json.loads(info_file.read_text(encoding="utf-8"))
-        if info is not None and probe.answers(
-            address=address,
-            port=int(info.get("port") or 0),  # type: ignore[call-overload]
-            sock=str(info.get("sock") or ""),
-            base_url=str(info.get("base_url") or "/"),
-            timeout=1.0,
-        ):
-            return info
+        if info is not None:
+            port, sock = int(str(info.get("port") or 0)), str(info.get("sock") or "")
+            base_url = str(info.get("base_url") or "/")
+            if probe.answers(address=address, port=port, sock=sock, base_url=base_url, timeout=1.0):
+                # Jupyter writes that json before it binds: in between, another user can take a fixed port.
+                ownership.check(launch.process.pid, launch.runtime_dir, address, port, sock)
+                if launch.process.poll() is not None:  # its fds were checked: it must still hold them
+                    raise _Stopped()
+                return info
         if time.monotonic() > deadline:
             raise TimeoutError
         time.sleep(POLL_INTERVAL)
@@ -259,7 +260,10 @@ def run(paths: Paths, profile: Profile, *, out: IO[str], err: IO[str]) -> int:
         if ready is None:
             return 0  # asked to stop before the server was ready
         launch, info, job_end = ready
-        return _serve(paths, plan, _record(plan, launch, info, started, job_end), launch, stopper, out)
+        try:
+            return _serve(paths, plan, _record(plan, launch, info, started, job_end), launch, stopper, out)
+        finally:
+            child.finish(launch)  # after any failure (closed stdout, record write): the server never outlives it
     finally:
         shutil.rmtree(runtime_dir, ignore_errors=True)
 
@@ -278,14 +282,16 @@ def _start_until_ready(
     job_end: float | None = None
     for attempt in range(attempts):
         launch = _start(plan, err)
-        stopper.child = launch.process
-        if attempt == 0 and plan.where.job_id:
-            job_end = _job_end(plan.where.job_id)  # while the server starts, not after
+        handed_over = False
         try:
-            return launch, _wait_ready(launch, stopper, deadline, plan.address), job_end
+            stopper.child = launch.process
+            if attempt == 0 and plan.where.job_id:
+                job_end = _job_end(plan.where.job_id)  # while the server starts, not after
+            ready = launch, _wait_ready(launch, stopper, deadline, plan.address), job_end
+            handed_over = True
+            return ready
         except _Stopped:
             if stopper.requested:
-                child.finish(launch)
                 return None
             if attempt + 1 < attempts and "no available port" in launch.log_tail():
                 continue
@@ -293,13 +299,19 @@ def _start_until_ready(
             raise HopError(
                 f"the Jupyter server exited with code {code} before it was ready", detail=child.tail_text(launch)
             ) from None
+        except ownership.NotOurs:
+            if attempt + 1 < attempts:  # an automatic port another server took between Jupyter's check and bind
+                continue
+            raise
         except TimeoutError:
-            child.finish(launch)
             raise HopError(
                 f"the Jupyter server did not answer within server.ready_timeout = {server.ready_timeout} s; "
                 "it was stopped",
                 detail=child.tail_text(launch),
             ) from None
+        finally:
+            if not handed_over:  # whatever went wrong (or a stop request): never leave this child running
+                child.finish(launch)
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
@@ -334,19 +346,15 @@ def _serve(paths: Paths, plan: Plan, record: Record, launch: Launch, stopper: St
     """Publish the record and the instructions, then wait for the server to stop."""
     from jupyter_hop import instructions
 
-    try:
-        with records.locked(paths):
-            record.local_port = choose_local_port(paths, record.wanted_local_port)
-            records.write(paths, record)
-    except HopError:
-        child.finish(launch)  # without its record nobody could find or stop this server
-        raise
+    # Should this fail, run() stops the server: without its record nobody could find or stop it.
+    with records.locked(paths):
+        record.local_port = choose_local_port(paths, record.wanted_local_port)
+        records.write(paths, record)
     try:
         text = instructions.render(
             record, style=plan.profile.ssh.style, show_secret=out.isatty(), hop=instructions.invocation()
         )
-        out.write(text)
-        out.flush()
+        output.write_or_fail(out, text, "the instructions", "the server was stopped")  # by run()
         endpoint = record.sock or f"{record.address}:{record.port}"
         child.sd_notify(f"READY=1\nSTATUS=Jupyter ready on {record.host} at {endpoint}", os.environ)
         code = child.wait_exit(launch, stopper)
