@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 USER = "hoptest"
+OTHER_USER = "hopother"  # another user on the same node, playing the attacker
 LOCK = Path("/run/jupyter-hop-lab.lock")
 
 
@@ -109,6 +110,14 @@ def _check_readable(venv_bin: Path, uid: int) -> None:
 def test_user() -> TestUser:
     try:
         return ensure_user()
+    except LabError as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture(scope="session")
+def other_user() -> TestUser:
+    try:
+        return ensure_user(OTHER_USER)
     except LabError as exc:
         pytest.fail(str(exc))
 
