@@ -16,7 +16,7 @@ import pytest
 from lab import http_login
 from lab.launch import Launcher, init_profile, start_launcher
 from lab.sshlab import SshLab, free_port
-from lab.sshslurm import SshSlurm
+from lab.sshslurm import CLUSTER, SshSlurm
 from lab.user import TestUser
 
 from jupyter_hop import instructions
@@ -184,7 +184,7 @@ def submitted(slurm: SshSlurm, env: dict[str, str], name: str) -> Iterator[Runni
     job_id = match.group(1)
     try:
         assert result.returncode == 0, result.stderr
-        path = Path(env["XDG_STATE_HOME"]) / "jupyter-hop" / "records" / f"job-{job_id}.json"
+        path = Path(env["XDG_STATE_HOME"]) / "jupyter-hop" / "records" / f"job-{job_id}@{CLUSTER}.json"
         record = Record.from_dict(json.loads(path.read_text()))
         yield Running(None, result.stdout, record)
     finally:

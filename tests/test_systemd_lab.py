@@ -44,7 +44,7 @@ def make_profile(manager: UserManager, env: dict[str, str], name: str, *, passwo
 
 
 def record(env: dict[str, str], name: str) -> dict[str, object] | None:
-    path = Path(env["XDG_STATE_HOME"]) / "jupyter-hop" / "records" / f"unit-{name}.json"
+    path = Path(env["XDG_STATE_HOME"]) / "jupyter-hop" / "records" / f"unit-{name}@{socket.gethostname()}.json"
     return json.loads(path.read_text()) if path.exists() else None
 
 

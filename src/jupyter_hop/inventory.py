@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -14,9 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from jupyter_hop import records
 from jupyter_hop.errors import HopError
-from jupyter_hop.liveness import is_this_host, launcher_alive, orphan_server, this_host
+from jupyter_hop.liveness import is_here
 from jupyter_hop.paths import Paths
+from jupyter_hop.place import slurm_conf, this_host
 from jupyter_hop.records import Record
+from jupyter_hop.stale import elsewhere, stale_reason
+from jupyter_hop.stale import remove_stale as remove_stale  # the launcher prunes its host's stale records
 
 if TYPE_CHECKING:
     from jupyter_hop.slurm import JobState
@@ -46,6 +48,7 @@ class Row:
     job_id: str = ""
     unit: str = ""
     pid: int = 0  # the launcher's pid on `host`
+    cluster: str = ""  # a job record's Slurm cluster, when it names one
     note: str = ""  # pending reason, failure, what cleaning did
     record: str = ""  # the record file, when there is one
     cleaned: bool = False  # a stale record that was removed
@@ -194,10 +197,7 @@ def slurm_unconfigured() -> str:
     conf = os.environ.get("SLURM_CONF")
     if conf:
         return "" if Path(conf).is_file() else f"SLURM_CONF={conf} does not exist"
-    if any(Path(p).is_file() for p in ("/etc/slurm/slurm.conf", "/etc/slurm-llnl/slurm.conf",
-                                       "/run/slurm/conf/slurm.conf")):
-        return ""
-    return "Slurm is not configured here (no slurm.conf)"
+    return "" if slurm_conf() else "Slurm is not configured here (no slurm.conf)"
 
 
 def _last_line(text: str) -> str:
@@ -248,50 +248,9 @@ def _fill_from_record(row: Row, record: Record) -> None:
 
 def record_row(record: Record, state: str, note: str, path: Path) -> Row:
     row = Row(key=record.key, profile=record.profile, kind=record.kind, state=state, job_id=record.job_id,
-              unit=record.unit, ends=record.job_end, note=note, record=str(path))
+              unit=record.unit, ends=record.job_end, note=note, record=str(path), cluster=record.cluster)
     _fill_from_record(row, record)
     return row
-
-
-def remove_stale(paths: Paths, path: Path, record: Record) -> str:
-    """Remove a stale record (unless a new launcher replaced it meanwhile); what was done, in words."""
-    done = []
-    with records.locked(paths):
-        current = records.read(path)
-        if current is not None and (current.pid, current.started) == (record.pid, record.started):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-            done.append("record removed")
-    if record.kind == "run" and is_this_host(record.host):
-        # Its launcher was killed (not stopped), so nothing else will ever stop the server it started,
-        # and without the record nobody would find it.
-        orphan = orphan_server(record)
-        if orphan:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(orphan, signal.SIGTERM)
-                done.append(f"its orphaned server (pid {orphan}) sent SIGTERM")
-    return "; ".join(done)
-
-
-def _stale_reason(record: Record, units: dict[str, UnitState] | None, jobs: dict[str, QueuedJob] | None) -> str:
-    """Why a record no longer describes a live server, or "" while it does (or cannot be checked here)."""
-    here = is_this_host(record.host)
-    if here and record.kind != "job" and not launcher_alive(record):
-        return f"launcher pid {record.pid} is gone"
-    if record.kind == "unit" and units is not None and here:
-        unit = units.get(record.unit)
-        # activating/deactivating: systemd has not yet seen READY=1 or is stopping it; the launcher is alive
-        if unit is None or unit.active not in ("active", "activating", "deactivating", "reloading"):
-            return f"unit {record.unit} is {unit.active if unit else 'not loaded'}"
-    if record.kind == "job" and jobs is not None:
-        queued = jobs.get(record.job_id)
-        if queued is None:
-            return f"job {record.job_id} is no longer in the queue"
-        if queued.job.state not in ("RUNNING", "CONFIGURING", "COMPLETING"):
-            return f"job {record.job_id} is {queued.job.state}"
-    if record.kind == "job" and here and record.pid and not launcher_alive(record):
-        return f"launcher pid {record.pid} is gone"
-    return ""
 
 
 def gather(paths: Paths, *, clean: bool = True, include_stopped: bool = False) -> Inventory:
@@ -307,7 +266,7 @@ def gather(paths: Paths, *, clean: bool = True, include_stopped: bool = False) -
     for path, record in found:
         if record is None:
             continue  # a torn or foreign file: not ours to judge or delete
-        reason = _stale_reason(record, units, jobs)
+        reason = stale_reason(record, units, jobs)
         if reason:
             row = record_row(record, "stale", reason, path)
             if clean:
@@ -316,11 +275,15 @@ def gather(paths: Paths, *, clean: bool = True, include_stopped: bool = False) -
                 row.note = f"{reason}; {done}" if done else reason
             inventory.rows.append(row)
             continue
-        live[(record.kind, record.key)] = (path, record)
-        here = is_this_host(record.host)
-        if record.kind == "run" or (record.kind == "unit" and (units is None or not here)):
-            inventory.rows.append(record_row(record, "ready", "" if here else f"on {record.host}: not checked", path))
+        where = elsewhere(record)
+        if where:  # shown as it is, never matched with this host's units or this cluster's queue
+            inventory.rows.append(record_row(record, "ready", where, path))
+            continue
+        live.setdefault((record.kind, record.key), (path, record))
+        if record.kind == "run" or (record.kind == "unit" and units is None):
+            inventory.rows.append(record_row(record, "ready", "", path))
         elif record.kind == "job" and jobs is None:
+            here = is_here(record)
             inventory.rows.append(record_row(record, "ready", "" if here else "Slurm not reachable: not checked", path))
     for unit in units.values() if units else []:
         path_record = live.get(("unit", unit.profile))

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from jupyter_hop import child, output, ownership, probe, records, serverconfig
+from jupyter_hop import child, output, ownership, place, probe, records, serverconfig
 from jupyter_hop.child import Launch, Stopper
 from jupyter_hop.errors import HopError
 from jupyter_hop.fsutil import atomic_write
 from jupyter_hop.initialize import check_bind_needs_password, locked
 from jupyter_hop.paths import Paths, new_launch_dir
+from jupyter_hop.procid import ProcessId
 from jupyter_hop.profile import Profile, check_host, check_user
 from jupyter_hop.records import Record
 
@@ -315,8 +316,21 @@ def _start_until_ready(
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
+def _cluster(where: Placement) -> str:
+    """A job's cluster, which keys its record; never an error once the server runs (Slurm sets the variable from
+    its own configuration, so a bad value is not expected: the record is then unkeyed, as older ones were)."""
+    if where.kind != "job":
+        return ""
+    try:
+        return place.this_cluster()
+    except HopError:
+        return ""
+
+
 def _record(plan: Plan, launch: Launch, info: dict[str, object], started: float, job_end: float | None) -> Record:
     where, bind = plan.where, plan.profile.server.bind
+    # Who the launcher and the server are, so that cleanup never signals a process that merely got their pid.
+    launcher, server = ProcessId.of(os.getpid()), ProcessId.of(launch.process.pid)
     return Record(
         kind=where.kind,
         profile=plan.profile.name,
@@ -339,6 +353,13 @@ def _record(plan: Plan, launch: Launch, info: dict[str, object], started: float,
         job_end=job_end,
         unit=where.unit,
         token=plan.token,
+        launch_id=secrets.token_hex(8),
+        boot_id=launcher.boot_id if launcher else "",
+        pid_start=launcher.start_ticks if launcher else 0,
+        argv=list(launcher.argv) if launcher else [],
+        server_start=server.start_ticks if server and launcher and server.boot_id == launcher.boot_id else 0,
+        server_argv=list(server.argv) if server else [],
+        cluster=_cluster(where),
     )
 
 

@@ -29,7 +29,7 @@ def instructions(
     ssh_config: bool = typer.Option(False, "--ssh-config", help="Show an ~/.ssh/config block instead of a command."),
 ) -> None:
     """Print the connection instructions of a running server again (the token only on your own terminal)."""
-    from jupyter_hop import records
+    from jupyter_hop import liveness, records
     from jupyter_hop.errors import HopError
     from jupyter_hop.paths import Paths
 
@@ -37,6 +37,6 @@ def instructions(
     found = [r for _, r in records.all_records(paths) if r is not None and r.key == target]
     if not found:
         raise HopError(f"no running server {target!r} is known; `jupyter hop list` shows what runs")
-    record = found[0]
+    record = sorted(found, key=lambda r: not liveness.is_here(r))[0]  # a profile's unit on this host first
     style = "config" if ssh_config else "command"
     show_instructions(record, style)
