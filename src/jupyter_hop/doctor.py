@@ -70,9 +70,9 @@ def slurm_present() -> str:
     """"" when this machine has Slurm commands and a configuration for them, else why not."""
     if not any(shutil.which(tool) for tool in SLURM_TOOLS):
         return "no Slurm command is on PATH"
-    from jupyter_hop.tracking import inventory
+    from jupyter_hop.tracking import sources
 
-    return inventory.slurm_unconfigured()
+    return sources.slurm_unconfigured()
 
 
 def diagnose(paths: Paths, name: str, *, systemd: bool | None = None, slurm: bool | None = None) -> Report:
@@ -240,9 +240,9 @@ def slurm_checks(forced: bool | None, absent: str) -> list[Check]:
         return [Check("slurm", "fail", f"{', '.join(missing)} not on PATH (PATH={os.environ.get('PATH', '')})",
                       "run this on a Slurm login node, or load the Slurm module first")]
     from jupyter_hop.slurm import tools
-    from jupyter_hop.tracking import inventory
+    from jupyter_hop.tracking import sources
 
-    unconfigured = inventory.slurm_unconfigured()
+    unconfigured = sources.slurm_unconfigured()
     if unconfigured:
         return [Check("slurm", "fail", unconfigured, "run this on a Slurm login node, or set SLURM_CONF")]
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import stat
@@ -98,15 +99,54 @@ def private_file(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def exclusive(path: Path) -> Iterator[None]:
-    """Hold an flock on `path` (a directory, or a lock file created 0600) while the block runs."""
-    flags = os.O_RDONLY | os.O_DIRECTORY if path.is_dir() else os.O_CREAT | os.O_RDWR
+def exclusive(path: Path, *, unlocked_if_read_only: bool = False) -> Iterator[None]:
+    """Hold a POSIX write lock on the lock file `path` (created 0600, ours) while the block runs.
+
+    fcntl locks, not flock: they are what NFS implements between clients (NLM, or NFSv4 itself), and Linux
+    emulates flock with them there anyway, unless the mount says local_lock=flock, which would make flock
+    silently lock this node only. The file is opened for writing because NFS grants write locks only on a
+    file opened for writing; an flock on a directory opened read-only excludes nobody on another node.
+    POSIX locks belong to the process, not the fd: nothing else here opens a lock file, and none is nested.
+    `unlocked_if_read_only`: on a read-only file system nobody on this node can write what the lock guards,
+    so a reader goes ahead without it (and a writer fails at its write, naming the file it could not write).
+    """
     try:
-        fd = os.open(path, flags, 0o600)
-    except OSError as exc:  # a read-only or full dir: say which file, without a traceback
-        raise HopError(f"cannot write {path}: {exc.strerror}") from exc
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:  # a read-only or full dir, or a symlink planted there: say which file
+        if exc.errno == errno.ELOOP:
+            raise HopError(f"{path} is a symbolic link; move it away and try again") from exc
+        if not (unlocked_if_read_only and exc.errno == errno.EROFS):
+            raise HopError(f"cannot write {path}: {exc.strerror}") from exc
+        fd = -1
+    if fd < 0:
+        yield
+        return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        _check_lock_file(path, fd)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            raise HopError(_lock_failure(path, exc)) from exc
         yield
     finally:
-        os.close(fd)
+        os.close(fd)  # closing the file releases the lock
+
+
+def _check_lock_file(path: Path, fd: int) -> None:
+    """Refuse a lock file someone else made: its owner could hold the lock forever or swap the file."""
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        raise HopError(f"{path} is not a regular file; move it away and try again")
+    if info.st_uid != os.getuid():
+        raise HopError(f"{path} belongs to uid {info.st_uid}, not to you; refusing to use it")
+    if stat.S_IMODE(info.st_mode) != 0o600:
+        os.fchmod(fd, 0o600)
+
+
+def _lock_failure(path: Path, exc: OSError) -> str:
+    if exc.errno == errno.ENOLCK:
+        return (
+            f"cannot lock {path}: {exc.strerror} (NFS without lockd?); ask the admins to enable NFS file "
+            "locking (rpc.statd/lockd) on this node"
+        )
+    return f"cannot lock {path}: {exc.strerror}"

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
+
+from jupyter_hop.errors import HopError
 
 if TYPE_CHECKING:
     from jupyter_hop.tracking.records import Record
@@ -32,3 +36,18 @@ def show_instructions(record: Record, style: str) -> None:
     text = instructions.render(record, style=style, show_secret=sys.stdout.isatty(), hop=instructions.invocation())
     sys.stdout.write(text)
     sys.stdout.flush()
+
+
+def write_or_fail(out: IO[str], text: str, what: str, consequence: str) -> None:
+    """Write and flush `text`; a closed stdout (`jupyter hop run | true`) becomes one line of error."""
+    try:
+        out.write(text)
+        out.flush()
+    except OSError as exc:
+        with contextlib.suppress(OSError, ValueError):
+            # The unwritten text stays buffered: exit would flush it again and print "Exception ignored".
+            os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+        raise HopError(
+            f"cannot print {what}: standard output failed ({exc.strerror}; did the reader of a pipe exit?); "
+            + consequence
+        ) from None

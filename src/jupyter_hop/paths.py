@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
+
+from jupyter_hop.errors import HopError
 
 APP_NAME = "jupyter-hop"
 
@@ -71,4 +75,55 @@ def _node_local_base(env: Mapping[str, str]) -> Path:
             info = None
         if info and stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o077:
             return Path(runtime) / APP_NAME
+    return _tmp_base()
+
+
+def _tmp_base() -> Path:
     return Path("/tmp") / f"{APP_NAME}-{os.getuid()}"
+
+
+def new_launch_dir(paths: Paths, err: IO[str]) -> Path:
+    """A fresh private dir for one launch's runtime files (socket, jpserver json, token file).
+
+    Under /tmp another user may have made /tmp/jupyter-hop-UID first (a dir, a symlink, a file) to block us
+    or to watch our files: then the launch gets a dir of its own straight under /tmp (mkdtemp: new, ours,
+    0700), and says so. Records hold the absolute socket path, so nothing needs to find this dir again.
+    """
+    from jupyter_hop.fsutil import private_dir
+
+    base = paths.runtime_base
+    if base != _tmp_base():
+        return Path(tempfile.mkdtemp(prefix="launch-", dir=private_dir(base)))
+    squatter = _claim(base)
+    if squatter is None:
+        return Path(tempfile.mkdtemp(prefix="launch-", dir=base))
+    fresh = Path(tempfile.mkdtemp(prefix=f"{base.name}-", dir=base.parent))
+    err.write(f"jupyter-hop: warning: {base} is {squatter}, not a private dir of yours; using {fresh} instead\n")
+    return fresh
+
+
+def _claim(base: Path) -> str | None:
+    """Make `base` ours (0700) and return None, or say what another user put there instead."""
+    try:
+        base.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise HopError(f"cannot create directory {base}: {exc.strerror}") from exc
+    # lstat after mkdir, not before: /tmp is sticky, so once the entry is ours nobody else can replace it.
+    info = base.lstat()
+    if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid():
+        if stat.S_IMODE(info.st_mode) != 0o700:
+            base.chmod(0o700)
+        return None
+    kind = "a symlink" if stat.S_ISLNK(info.st_mode) else "a directory" if stat.S_ISDIR(info.st_mode) else "a file"
+    return f"{kind} of {_user_name(info.st_uid)}"
+
+
+def _user_name(uid: int) -> str:
+    import pwd
+
+    try:
+        return f"user {pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"

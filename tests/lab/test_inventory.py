@@ -101,9 +101,12 @@ def test_killed_launcher_leaves_a_stale_record_that_list_cleans(test_user: TestU
     try:
         launcher.wait_ready()
         record = only_record(user_home)
+        server_pid = int(record["server_pid"])  # type: ignore[call-overload]
+        # A server dies with its launcher (PR_SET_PDEATHSIG, tests/test_faults.py); one that cannot act on that
+        # signal yet (stopped here) outlives it, and `list` must find and stop that orphan.
+        os.kill(server_pid, signal.SIGSTOP)
         os.kill(launcher.process.pid, signal.SIGKILL)
         launcher.wait()
-        server_pid = int(record["server_pid"])  # type: ignore[call-overload]
         assert pid_alive(server_pid), "the server outlives its SIGKILLed launcher"
         result = hop(test_user, user_home, "list")
         assert result.returncode == 0, result.stderr
@@ -112,6 +115,7 @@ def test_killed_launcher_leaves_a_stale_record_that_list_cleans(test_user: TestU
         assert f"launcher pid {launcher.process.pid} is gone" in line and "record removed" in line
         assert f"orphaned server (pid {server_pid}) sent SIGTERM" in line
         assert list(records_dir(user_home).glob("*.json")) == []
+        os.kill(server_pid, signal.SIGCONT)
         wait_until(lambda: not pid_alive(server_pid))
         assert not port_open("127.0.0.1", int(record["port"]))  # type: ignore[call-overload]
         # Shown once, then gone.

@@ -161,7 +161,7 @@ def test_killed_unit_launcher_is_stale_while_systemd_restarts_it(
     init_profile(test_user, env, "svc", "--app", "server")
     ok(hop(user_manager, env, "systemd", "install", "svc"))
     ok(hop(user_manager, env, "systemd", "start", "svc"))
-    record_path = Path(env["XDG_STATE_HOME"]) / "jupyter-hop" / "records" / "unit-svc.json"
+    record_path = Path(env["XDG_STATE_HOME"]) / "jupyter-hop" / "records" / f"unit-svc@{socket.gethostname()}.json"
     old = json.loads(record_path.read_text())
     subprocess.run(["kill", "-KILL", str(old["pid"])], check=True)
     # Restart=on-failure with RestartSec=2: for two seconds the unit waits to restart and the record is stale.

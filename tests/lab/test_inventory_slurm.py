@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from labkit.launch import hop, init_profile
-from labkit.slurmlab import SlurmLab
+from labkit.slurmlab import CLUSTER, SlurmLab
 from labkit.user import TestUser
 
 pytestmark = pytest.mark.lab
@@ -47,7 +47,7 @@ def test_killed_job_launcher_leaves_a_stale_record_that_list_cleans(
     init_profile(test_user, env, "nb", "--app", "server")
     job_id = submit(test_user, env, "nb", slurm_lab)
     try:
-        path = records_dir(env) / f"job-{job_id}.json"
+        path = records_dir(env) / f"job-{job_id}@{CLUSTER}.json"
         record = json.loads(path.read_text())
         # The launcher is the batch shell (exec): SIGKILL ends the job and nothing removes the record.
         os.kill(int(record["pid"]), signal.SIGKILL)
@@ -78,7 +78,7 @@ def test_stop_a_job_by_id(test_user: TestUser, env: dict[str, str], slurm_lab: S
         assert result.stdout.startswith(f"Stopped Slurm job {job_id} (profile nb) in ")
         assert f"scancel {job_id}; the job ended (CANCELLED)" in result.stdout
         assert job_id not in slurm_lab.queue()
-        assert not (records_dir(env) / f"job-{job_id}.json").exists()
+        assert not (records_dir(env) / f"job-{job_id}@{CLUSTER}.json").exists()
         print(f"\nstop of a ready Slurm job: {elapsed:.2f} s")
     finally:
         slurm_lab.run("scancel", job_id)

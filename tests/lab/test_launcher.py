@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -44,7 +45,7 @@ def test_sigterm_stops_cleanly(test_user: TestUser, user_home: dict[str, str]) -
         text = launcher.wait_ready()
         record = only_record(user_home)
         port = int(record["port"])  # type: ignore[call-overload]
-        assert f"localhost:{port}" in text
+        assert f" -L 127.0.0.1:8888:127.0.0.1:{port} " in text
         assert port_open("127.0.0.1", port)
         environ = Path(f"/proc/{record['server_pid']}/environ").read_bytes().split(b"\0")
         runtime_env = [v.split(b"=", 1)[1] for v in environ if v.startswith(b"JUPYTER_RUNTIME_DIR=")]
@@ -127,7 +128,7 @@ def test_socket_mode(test_user: TestUser, user_home: dict[str, str]) -> None:
         assert stat.S_ISSOCK(sock.stat().st_mode)
         assert stat.S_IMODE(sock.stat().st_mode) == 0o600
         assert stat.S_IMODE(sock.parent.stat().st_mode) == 0o700
-        assert f"-L 8888:{sock}" in text
+        assert f" -L 127.0.0.1:8888:{sock} " in text
         launcher.signal(signal.SIGTERM)
         assert launcher.wait() == 0
         assert not sock.exists()
@@ -146,7 +147,7 @@ def test_ten_launches_at_once(test_user: TestUser, user_home: dict[str, str]) ->
         assert len(recs) == 10 and len(ports) == 10
         # Each tunnel gets its own laptop port too.
         assert len({r["local_port"] for r in recs}) == 10
-        from lab.http_login import login
+        from labkit.http_login import login
 
         for record in recs:
             assert login(f"http://127.0.0.1:{record['port']}", "pw-s3cret") == 200
@@ -222,7 +223,8 @@ def test_stale_record_is_cleaned_by_next_launch(test_user: TestUser, user_home: 
     record = only_record(user_home)
     os.kill(launcher.process.pid, signal.SIGKILL)  # the launcher dies; its record stays behind
     launcher.wait()
-    os.kill(int(record["server_pid"]), signal.SIGTERM)  # type: ignore[call-overload]
+    with contextlib.suppress(ProcessLookupError):  # it may be gone already: it dies with its launcher
+        os.kill(int(record["server_pid"]), signal.SIGTERM)  # type: ignore[call-overload]
     wait_until(lambda: not pid_alive(int(record["server_pid"])))  # type: ignore[call-overload]
     assert len(list(records_dir(user_home).glob("*.json"))) == 1
     second = start_launcher(test_user, user_home, "p")

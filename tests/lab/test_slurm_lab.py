@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from labkit.http_login import login
 from labkit.launch import hop, init_profile, port_open
-from labkit.slurmlab import SlurmLab
+from labkit.slurmlab import CLUSTER, SlurmLab
 from labkit.user import TestUser
 
 from jupyter_hop.slurm import tools
@@ -48,7 +48,7 @@ def state_dir(env: dict[str, str]) -> Path:
 
 
 def record_of(env: dict[str, str], job_id: str) -> dict[str, object] | None:
-    path = state_dir(env) / "records" / f"job-{job_id}.json"
+    path = state_dir(env) / "records" / f"job-{job_id}@{CLUSTER}.json"
     return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -88,7 +88,7 @@ def test_submit_login_status_cancel(test_user: TestUser, env: dict[str, str], sl
     result, job_id, elapsed = submit(test_user, env, "nb", jobs)
     returned = time.time()
     assert result.returncode == 0, result.stderr
-    record_file = state_dir(env) / "records" / f"job-{job_id}.json"
+    record_file = state_dir(env) / "records" / f"job-{job_id}@{CLUSTER}.json"
     # readiness polling: the launcher's record to submit's exit (with instructions printed) is quick
     ready_latency = returned - record_file.stat().st_mtime
     print(f"\nsubmit until instructions: {elapsed:.2f} s, record written to submit done: {ready_latency:.3f} s")
@@ -99,7 +99,7 @@ def test_submit_login_status_cancel(test_user: TestUser, env: dict[str, str], sl
     record = record_of(env, job_id)
     assert record is not None and record["kind"] == "job" and record["job_id"] == job_id
     port = int(record["port"])  # type: ignore[call-overload]
-    assert f"localhost:{port}" in result.stdout
+    assert f" -L 127.0.0.1:8888:127.0.0.1:{port} " in result.stdout
     assert login(f"http://127.0.0.1:{port}/", PASSWORD) == 200
     # private files: the script and the job log 0600 in the 0700 jobs dir, nothing of the password in the log
     jobs_dir = state_dir(env) / "jobs"
@@ -131,7 +131,7 @@ def test_submit_login_status_cancel(test_user: TestUser, env: dict[str, str], sl
     assert "CANCELLED" in cancelled.stdout
     assert not port_open("127.0.0.1", port)
     assert record_of(env, job_id) is None
-    assert not (jobs_dir / f"job-{job_id}.json").exists()
+    assert not (jobs_dir / f"job-{job_id}@{CLUSTER}.json").exists()
     assert job_id not in slurm_lab.queue()
     gone = hop(test_user, env, "slurm", "instructions", job_id)
     assert gone.returncode != 0 and "is not running" in gone.stderr

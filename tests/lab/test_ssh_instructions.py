@@ -16,7 +16,7 @@ import pytest
 from labkit import http_login
 from labkit.launch import Launcher, init_profile, start_launcher
 from labkit.sshlab import SshLab, free_port
-from labkit.sshslurm import SshSlurm
+from labkit.sshslurm import CLUSTER, SshSlurm
 from labkit.user import TestUser
 
 from jupyter_hop.tracking import instructions
@@ -30,7 +30,7 @@ COMMAND_RE = re.compile(r"^On your laptop, open the tunnel .*\n  (ssh .*)$", re.
 # the whole paste: from the shell line that appends to ~/.ssh/config down to the heredoc's end
 BLOCK_RE = re.compile(r"^([^\n]*cat >> ~/\.ssh/config <<'EOF'\n.*?\nEOF)$", re.MULTILINE | re.DOTALL)
 CONFIG_TUNNEL_RE = re.compile(r"^Then open the tunnel .*\n  (ssh -N (\S+))$", re.MULTILINE)
-URL_RE = re.compile(r"^Then open (http://localhost:(\d+)/\S*)", re.MULTILINE)
+URL_RE = re.compile(r"^Then open (http://127\.0\.0\.1:(\d+)/\S*)", re.MULTILINE)
 
 
 @dataclasses.dataclass
@@ -77,7 +77,7 @@ def check_login(lab: SshLab, printed: str, local_port: int) -> None:
     match = URL_RE.search(printed)
     assert match, printed
     assert int(match.group(2)) == local_port, printed
-    base = f"http://localhost:{local_port}/"
+    base = f"http://127.0.0.1:{local_port}/"  # the Host header Jupyter sees through the tunnel
     assert http_login.login(base, PASSWORD) == 200
     assert http_login.wrong_password_status(base, "not-the-password") == 401
     # the URL as printed answers (a redirect to the login page for a fresh browser)
@@ -146,9 +146,11 @@ def test_workstation_command(ssh_lab: SshLab, user_home: dict[str, str], bind: s
     with launched(ssh_lab, "login", user_home, bind, "--login-host", "login") as run:
         rec = run.record
         assert rec.host == "login" and rec.kind == "run"
-        remote = {"localhost": f"localhost:{rec.port}", "socket": rec.sock, "node": f"login:{rec.port}"}[bind]
+        if bind == "node":
+            assert rec.address == ssh_lab.addresses["login"]
+        remote = {"localhost": f"127.0.0.1:{rec.port}", "socket": rec.sock, "node": f"{rec.address}:{rec.port}"}[bind]
         command = run_command_form(ssh_lab, run.printed, rec.local_port)
-        assert command == f"ssh -N -L {rec.local_port}:{remote} hoptest@login"
+        assert command == f"ssh -N -L 127.0.0.1:{rec.local_port}:{remote} hoptest@login"
 
 
 def test_workstation_default_ssh_host_is_the_hostname(ssh_lab: SshLab, user_home: dict[str, str]) -> None:
@@ -182,7 +184,7 @@ def submitted(slurm: SshSlurm, env: dict[str, str], name: str) -> Iterator[Runni
     job_id = match.group(1)
     try:
         assert result.returncode == 0, result.stderr
-        path = Path(env["XDG_STATE_HOME"]) / "jupyter-hop" / "records" / f"job-{job_id}.json"
+        path = Path(env["XDG_STATE_HOME"]) / "jupyter-hop" / "records" / f"job-{job_id}@{CLUSTER}.json"
         record = Record.from_dict(json.loads(path.read_text()))
         yield Running(None, result.stdout, record)
     finally:
@@ -204,10 +206,11 @@ def test_job_command(ssh_lab: SshLab, ssh_slurm: SshSlurm, user_home: dict[str, 
         if bind == "node":
             assert rec.address == ssh_lab.addresses["compute"]
         command = run_command_form(ssh_lab, run.printed, rec.local_port)
+        local = f"127.0.0.1:{rec.local_port}"
         expected = {
-            "localhost": f"ssh -N -J hoptest@login -L {rec.local_port}:localhost:{rec.port} hoptest@compute",
-            "socket": f"ssh -N -J hoptest@login -L {rec.local_port}:{rec.sock} hoptest@compute",
-            "node": f"ssh -N -L {rec.local_port}:compute:{rec.port} hoptest@login",
+            "localhost": f"ssh -N -J hoptest@login -L {local}:127.0.0.1:{rec.port} hoptest@compute",
+            "socket": f"ssh -N -J hoptest@login -L {local}:{rec.sock} hoptest@compute",
+            "node": f"ssh -N -L {local}:{ssh_lab.addresses['compute']}:{rec.port} hoptest@login",
         }[bind]
         assert command == expected
         if bind == "socket":  # the helper's Unix-socket path, straight to the server (root may connect)
@@ -289,14 +292,14 @@ def test_job_token_mode(ssh_lab: SshLab, ssh_slurm: SshSlurm, user_home: dict[st
         again = printed_line(run.printed, r"^  (jupyter hop instructions \S+)$")
         shown = ssh_slurm.on_login(["script", "-qec", again, "/dev/null"], user_home)
         assert shown.returncode == 0, shown.stderr
-        url = printed_line(shown.stdout.replace("\r\n", "\n"), r"^Then open (http://localhost:\d+/\S*token=\S+)")
+        url = printed_line(shown.stdout.replace("\r\n", "\n"), r"^Then open (http://127\.0\.0\.1:\d+/\S*token=\S+)")
         token = url.split("token=", 1)[1]
         local = run.record.local_port
         with ssh_lab.tunnel(run_tunnel_line(run.printed), local):
-            assert http_login.Session(f"http://localhost:{local}/").request("GET", "api/status")[0] == 403
+            assert http_login.Session(f"http://127.0.0.1:{local}/").request("GET", "api/status")[0] == 403
             session = http_login.Session(url)
             assert session.request("GET", "")[0] in (200, 302)
-            status, _, _ = http_login.Session(f"http://localhost:{local}/").request(
+            status, _, _ = http_login.Session(f"http://127.0.0.1:{local}/").request(
                 "GET", "api/status", headers={"Authorization": f"token {token}"})
             assert status == 200
 
@@ -312,7 +315,7 @@ def test_two_jobs_at_once_get_distinct_local_ports(
     job_profile(ssh_lab, user_home, "job", "localhost")
     with submitted(ssh_slurm, user_home, "job") as first, submitted(ssh_slurm, user_home, "job") as second:
         assert second.record.local_port != first.record.local_port
-        assert f" -L {second.record.local_port}:" in second.printed
+        assert f" -L 127.0.0.1:{second.record.local_port}:" in second.printed
         with ssh_lab.tunnel(run_tunnel_line(first.printed), first.record.local_port), \
                 ssh_lab.tunnel(run_tunnel_line(second.printed), second.record.local_port):
             check_login(ssh_lab, first.printed, first.record.local_port)

@@ -44,7 +44,7 @@ def make_profile(manager: UserManager, env: dict[str, str], name: str, *, passwo
 
 
 def record(env: dict[str, str], name: str) -> dict[str, object] | None:
-    path = Path(env["XDG_STATE_HOME"]) / "jupyter-hop" / "records" / f"unit-{name}.json"
+    path = Path(env["XDG_STATE_HOME"]) / "jupyter-hop" / "records" / f"unit-{name}@{socket.gethostname()}.json"
     return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -166,7 +166,7 @@ def test_unit_lifecycle(user_manager: UserManager, unit_env: dict[str, str]) -> 
     assert rec is not None and answers(rec), "start returned before the server answered"
     assert rec["kind"] == "unit" and rec["unit"] == unit
     assert f"(systemd user unit {unit})" in started and f"Stop it: jupyter hop stop {name}" in started
-    assert f"-L 8888:localhost:{rec['port']} " in started
+    assert f"-L 127.0.0.1:8888:127.0.0.1:{rec['port']} " in started
 
     main_pid = int(show(user_manager, unit, "MainPID")["MainPID"])
     assert main_pid == rec["pid"]
@@ -313,7 +313,7 @@ def test_socket_bound_unit(user_manager: UserManager, unit_env: dict[str, str]) 
     out = ok(hop(user_manager, env, "systemd", "install", name, "--now"))
     rec = record(env, name)
     assert rec is not None and str(rec["sock"]).startswith(str(user_manager.runtime_dir) + "/")
-    assert f"-L 8888:{rec['sock']} " in out
+    assert f"-L 127.0.0.1:8888:{rec['sock']} " in out
     session = Session(str(rec["base_url"]), str(rec["sock"]))
     assert session.post_login(PASSWORD) == 302
     assert session.request("GET", "api/status")[0] == 200

@@ -63,15 +63,17 @@ class HopTree:
         stdin: str | None = None,
         prefix: Sequence[str] = (),
         timeout: float = 60,
+        env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run the CLI; without `stdin` it reads from /dev/null (not a terminal), as under cron or CI."""
+        """Run the CLI; without `stdin` it reads from /dev/null (not a terminal), as under cron or CI; `env` adds
+        variables (a Slurm job's, say)."""
         return subprocess.run(
             [*prefix, *HOP, *args],
             input=stdin,
             stdin=subprocess.DEVNULL if stdin is None else None,
             capture_output=True,
             text=True,
-            env=self.env(),
+            env=self.env(env),
             cwd=self.work,
             timeout=timeout,
         )

@@ -22,6 +22,7 @@ CTLD_PORT = 16817  # away from the default 6817, so a site's own Slurm on the sa
 SLURMD_PORT = 16818
 START_TIMEOUT = 30.0
 DAEMONS = ("slurmctld", "slurmd")
+CLUSTER = "hoplab"  # job records are keyed by it: records/job-JOBID@hoplab.json
 
 
 def _node_line(host: str) -> str:
@@ -36,7 +37,7 @@ def _node_line(host: str) -> str:
 def slurm_conf(base: Path, host: str) -> str:
     return "\n".join([
         "# jupyter-hop test lab: one node, loopback only, no accounting",
-        "ClusterName=hoplab",
+        f"ClusterName={CLUSTER}",
         f"SlurmctldHost={host}(127.0.0.1)",
         f"SlurmctldPort={CTLD_PORT}",
         f"SlurmdPort={SLURMD_PORT}",

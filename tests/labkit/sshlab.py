@@ -284,6 +284,8 @@ def build(user: TestUser) -> SshLab:
     for ns in NAMESPACES:
         _sh("ip", "netns", "add", ns)
         _sh("ip", "-n", ns, "link", "set", "lo", "up")
+        if "::1/128" not in _sh("ip", "-n", ns, "-6", "addr", "show", "dev", "lo").stdout:
+            _sh("ip", "-n", ns, "addr", "add", "::1/128", "dev", "lo")  # kernels that leave lo IPv4-only
     _sh("ip", "link", "add", VETHS[0], "type", "veth", "peer", "name", VETHS[1], "netns", LOGIN)
     _sh("ip", "-n", LOGIN, "link", "add", VETHS[2], "type", "veth",
         "peer", "name", VETHS[3], "netns", COMPUTE)
@@ -298,10 +300,12 @@ def build(user: TestUser) -> SshLab:
     _sh("ip", "-n", COMPUTE, "link", "set", VETHS[3], "up")
     _sh("ip", "netns", "exec", LOGIN, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
     _sh("ip", "route", "add", "unreachable", back)
-    # names: the laptop knows only the login node; each node knows the other
+    # names: the laptop knows only the login node; each node knows the other. `localhost` is ::1 as well as
+    # 127.0.0.1, as Debian and RHEL ship it: sshd then tries [::1] first, where another user may listen.
     _edit_hosts_block([f"{addrs['login']} {LOGIN}"])
     node_hosts = (
-        f"127.0.0.1 localhost\n{addrs['login']} {LOGIN}\n{addrs['compute']} {COMPUTE}\n"
+        f"127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n"
+        f"{addrs['login']} {LOGIN}\n{addrs['compute']} {COMPUTE}\n"
     )
     for ns in NAMESPACES:
         (NETNS_ETC / ns).mkdir(parents=True, exist_ok=True)
@@ -387,7 +391,7 @@ def _load_existing(user: TestUser) -> SshLab:
     addrs = {}
     for line in (NETNS_ETC / LOGIN / "hosts").read_text().splitlines():
         ip, name = line.split()[:2]
-        addrs[name] = ip
+        addrs.setdefault(name, ip)
     laptop = _sh("ip", "-4", "-o", "addr", "show", "dev", VETHS[0]).stdout.split()[3].split("/")[0]
     back = str(ipaddress.ip_interface(
         _sh("ip", "-n", COMPUTE, "-4", "-o", "addr", "show", "dev", VETHS[3]).stdout.split()[3]).network)

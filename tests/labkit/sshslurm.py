@@ -18,6 +18,7 @@ BASE = LAB_DIR / "slurm"  # removed with the ssh lab, whose teardown also ends e
 CTLD_PORT = 26817  # neither the default nor the loopback Slurm lab's ports
 SLURMD_PORT = 26818
 START_TIMEOUT = 30.0
+CLUSTER = "hopssh"  # job records are keyed by it: records/job-JOBID@hopssh.json
 
 
 def _hardware() -> str:
@@ -29,7 +30,7 @@ def _hardware() -> str:
 def slurm_conf(login_address: str, compute_address: str) -> str:
     return "\n".join([
         "# jupyter-hop ssh lab: controller on login, one node `compute`, no accounting",
-        "ClusterName=hopssh",
+        f"ClusterName={CLUSTER}",
         f"SlurmctldHost={LOGIN}({login_address})",
         f"SlurmctldPort={CTLD_PORT}",
         f"SlurmdPort={SLURMD_PORT}",

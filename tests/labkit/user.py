@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 USER = "hoptest"
+OTHER_USER = "hopother"  # the other user on the node, who plays the attacker
 LOCK = Path("/run/jupyter-hop-lab.lock")
 
 
@@ -109,6 +110,15 @@ def _check_readable(venv_bin: Path, uid: int) -> None:
 def test_user() -> TestUser:
     try:
         return ensure_user()
+    except LabError as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture(scope="session")
+def other_user() -> TestUser:
+    """A second non-root user on the same machines: the other user of a shared node, who plays the attacker."""
+    try:
+        return ensure_user(OTHER_USER)
     except LabError as exc:
         pytest.fail(str(exc))
 

@@ -23,6 +23,7 @@ class Case:
     stdin: str | None = None  # None: stdin is /dev/null, not a terminal
     tty: list[tuple[str, str]] | None = None  # prompts to answer on a real terminal
     wrap: Callable[[HopTree], list[str]] = field(default=lambda tree: [])  # argv prefix (e.g. a read-only mount)
+    env: dict[str, str] = field(default_factory=dict)  # the environment the command finds (a Slurm job's, say)
 
 
 def write_profile(name: str, text: str) -> Callable[[HopTree], None]:
@@ -63,6 +64,26 @@ def read_only(path: Callable[[HopTree], Path]) -> Callable[[HopTree], list[str]]
 
 
 GOOD_BODY = '[server]\nroot_dir = "@WORK@"\n'
+
+
+def in_job(var: str, value: str) -> Case:
+    """`run` inside a Slurm job whose environment holds a value that would reach the printed ssh lines."""
+    env = {"SLURM_JOB_ID": "81234", "SLURMD_NODENAME": "c0412", "SLURM_SUBMIT_HOST": "login1", var: value}
+    return Case(f"env-{var}-{value!r}", ["run", "good"], [var, repr(value), "is not allowed"], env=env)
+
+
+# values from the environment that end up in lines the user pastes: an option, a second line, the heredoc's end
+BAD_ENV = [
+    in_job(var, value)
+    for var in ("SLURM_SUBMIT_HOST", "SLURMD_NODENAME")
+    for value in ("login1\nrm -rf ~", "-oProxyCommand=touch /tmp/x", "login 1", "x\nEOF\ntouch /tmp/x", "EOF\n")
+] + [
+    in_job("LOGNAME", "alice bob"),
+    in_job("LOGNAME", "-oProxyCommand=touch /tmp/x"),
+    in_job("LOGNAME", "a\nEOF"),
+    Case("env-USER-workstation", ["run", "good"], ["USER", "'a;b'"], env={"USER": "a;b"}),
+    in_job("SLURM_JOB_ID", "../../x"),
+]
 
 CASES = [
     Case("missing-profile", ["config", "nosuch"], ["'nosuch'", "jupyter hop init nosuch"]),
@@ -271,6 +292,7 @@ CASES = [
         wrap=read_only(lambda tree: tree.server_dir("good")),
         stdin="new password\n",
     ),
+    *BAD_ENV,
 ]
 
 
@@ -300,7 +322,7 @@ def test_bad_input(case: Case, template: HopTree, tmp_path: Path) -> None:
         stderr, code = result.stderr, result.returncode
         assert result.answered == [prompt for prompt, _ in case.tty], "the terminal prompts did not all appear"
     else:
-        done = tree.hop(case.args, stdin=case.stdin, prefix=case.wrap(tree))
+        done = tree.hop(case.args, stdin=case.stdin, prefix=case.wrap(tree), env=case.env)
         stderr, code = done.stderr, done.returncode
     assert code != 0
     assert "Traceback" not in stderr
@@ -311,3 +333,17 @@ def test_bad_input(case: Case, template: HopTree, tmp_path: Path) -> None:
         assert needle in lines[0], f"{needle!r} not named in: {lines[0]}"
     assert PASSWORD not in stderr
     assert snapshot(base) == before, "files changed although the command failed"
+    assert not processes_using(base), "something the command started still runs"
+
+
+def processes_using(base: Path) -> list[str]:
+    """Command lines of processes that name the test's tree (a server or launcher left behind would)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if proc.name.isdigit() and str(base) in argv:
+            found.append(argv)
+    return found

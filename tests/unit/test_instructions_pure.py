@@ -1,24 +1,36 @@
-"""Property tests: for validated hosts, users and ports, every printed command shlex-splits back to its argv."""
+"""Property tests: for validated hosts, users and ports, every printed command shlex-splits back to its argv, names
+the exact addresses at both ends, and no value can become an option or leave its line; the launcher checks the
+environment's values with the profile's rules."""
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jupyter_hop.profile.model import HOST_RE, USER_RE
+from jupyter_hop.errors import HopError
+from jupyter_hop.profile.model import HOST_RE, USER_RE, Profile
+from jupyter_hop.server import launcher
 from jupyter_hop.tracking import instructions
 from jupyter_hop.tracking.records import Record
 
-HOST = st.from_regex(HOST_RE, fullmatch=True).filter(lambda h: len(h) <= 60)
-USER = st.just("") | st.from_regex(USER_RE, fullmatch=True)
-# socket paths come from the runtime dir, which a user may have put anywhere
-SOCK = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40).map(
-    lambda s: "/run/user/1000/jupyter-hop/" + s.replace("/", "_") + "/jupyter.sock"
-)
+# "EOF" is a valid host and user name, and the heredoc's terminator: it must stay inside its line
+HOST = st.just("EOF") | st.from_regex(HOST_RE, fullmatch=True).filter(lambda h: len(h) <= 60)
+USER = st.sampled_from(["", "EOF"]) | st.from_regex(USER_RE, fullmatch=True)
+# socket paths come from the runtime dir, which a user may have put anywhere (printable: see check_record)
+SOCK = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40).filter(
+    str.isprintable).map(lambda s: "/run/user/1000/jupyter-hop/" + s.replace("/", "_") + "/jupyter.sock")
+# the node's cluster address (bind = node), IPv4 or IPv6
+NODE_ADDRESS = st.ip_addresses(v=4).map(str).filter(lambda a: not a.startswith("127.")) | st.ip_addresses(v=6).map(
+    str).filter(lambda a: a != "::1")
 
 
 @st.composite
@@ -32,7 +44,7 @@ def records(draw: st.DrawFn) -> Record:
         profile=draw(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,20}", fullmatch=True)),
         host=draw(HOST),
         bind=bind,
-        address="" if bind == "socket" else "127.0.0.1",
+        address={"socket": "", "localhost": "127.0.0.1"}.get(bind) or draw(NODE_ADDRESS),
         port=0 if bind == "socket" else draw(st.integers(1024, 65535)),
         sock=sock,
         base_url="/",
@@ -55,17 +67,21 @@ def indented_commands(text: str) -> list[str]:
     return [line[2:] for line in text.splitlines() if line.startswith("  ") and not line.startswith("   ")]
 
 
+def expected_remote(record: Record) -> str:
+    if record.bind == "socket":
+        return record.sock
+    return f"[{record.address}]:{record.port}" if ":" in record.address else f"{record.address}:{record.port}"
+
+
 def check_tunnel_argv(record: Record, argv: list[str]) -> None:
     """The shapes proven in the lab, and no word an ssh would read as an option where a host belongs."""
     assert argv[:2] == ["ssh", "-N"]
-    remote = record.sock if record.bind == "socket" else None
     forward = argv[argv.index("-L") + 1]
-    local, _, rest = forward.partition(":")
-    assert local == str(record.local_port)
-    if remote is not None:
-        assert rest == remote
-    else:
-        assert rest.endswith(f":{record.port}")
+    # the laptop end on 127.0.0.1 only, the far end the exact address (or socket) the server listens on
+    local = f"127.0.0.1:{record.local_port}:"
+    assert forward.startswith(local), forward
+    assert forward.removeprefix(local) == expected_remote(record)
+    assert "localhost" not in forward
     target = argv[-1]
     assert not target.startswith("-")
     if "-J" in argv:
@@ -73,6 +89,8 @@ def check_tunnel_argv(record: Record, argv: list[str]) -> None:
     user = record.ssh_user
     if user:
         assert target.startswith(f"{user}@")
+    if record.login_host and record.bind == "node":  # the login node connects to the address, not the name
+        assert argv == ["ssh", "-N", "-L", forward, f"{user}@{record.login_host}" if user else record.login_host]
 
 
 @settings(max_examples=400, deadline=None)
@@ -106,8 +124,10 @@ def test_config_style_block_is_a_clean_heredoc(record: Record) -> None:
     for line in body[1:]:
         key, _, value = line.strip().partition(" ")
         assert key and value and len(shlex.split(value)) >= 1
-    assert f"  ssh -N {t.config_host}" in text.splitlines()
-    assert shlex.split(f"ssh -N {t.config_host}") == ["ssh", "-N", t.config_host]
+    assert f"  {shlex.join(['ssh', '-N', t.config_host])}" in text.splitlines()
+    assert not t.config_host.startswith("-")
+    forwards = [line.split()[1:] for line in body if line.strip().startswith("LocalForward ")]
+    assert forwards == [[f"127.0.0.1:{record.local_port}", expected_remote(record)]]
 
 
 @settings(max_examples=200, deadline=None)
@@ -131,3 +151,101 @@ def test_stop_line_uses_how_this_shell_reaches_jupyter_hop(tmp_path, monkeypatch
     assert invocation() == "jupyter hop"
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     assert invocation() == f"{bin_dir}/jupyter-hop"
+
+
+@settings(max_examples=60, deadline=None)
+@given(record=records().filter(lambda r: not any(c.isspace() or c in "\"'\\#" for c in r.sock)))
+def test_config_block_pasted_into_bash_appends_exactly_its_lines(record: Record) -> None:
+    """Render, then run the block as a user pastes it: the file gets the block's lines and nothing runs after."""
+    t = instructions.tunnel(record, record.local_port)
+    block = instructions.ssh_config_block(t)
+    with tempfile.TemporaryDirectory() as home:
+        env = {"HOME": home, "PATH": "/usr/bin:/bin"}
+        done = subprocess.run(["bash", "-c", block + "\necho after-the-heredoc"], env=env, capture_output=True,
+                              text=True, timeout=30)
+        assert done.returncode == 0 and done.stdout == "after-the-heredoc\n", done
+        written = (Path(home) / ".ssh" / "config").read_text()
+    assert written.splitlines() == [f"Host {t.config_host}", *(f"    {line}" for line in t.config_lines)]
+
+
+JOB = Record(kind="job", profile="gpu", host="c0412", bind="node", address="10.1.4.12", port=47213, sock="",
+             base_url="/", app="lab", pid=10, server_pid=11, started=1.0, local_port=8888,
+             login_host="login1.example.edu", ssh_user="alice", job_id="81234")
+
+# whatever a hand-edited record or a hostile environment could hold: newlines, a heredoc end, options, spaces
+HOSTILE = st.sampled_from(["a\nEOF\ntouch /tmp/x", "EOF\n", "-oProxyCommand=touch /tmp/x", "a b", "a;b", "",
+                           "x\r", "'", "$(id)", "c0412"]) | st.text(max_size=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(record=records(), field=st.sampled_from(["host", "login_host", "ssh_host", "ssh_user"]), value=HOSTILE,
+       style=st.sampled_from(["command", "config"]))
+def test_hostile_values_are_refused_or_harmless(record: Record, field: str, value: str, style: str) -> None:
+    """A value the profile's rules refuse is refused here too, in one line naming it; any other renders safely."""
+    record = dataclasses.replace(record, **{field: value})
+    rule = USER_RE if field == "ssh_user" else HOST_RE
+    if value and not rule.fullmatch(value):
+        try:
+            instructions.render(record, style=style)
+        except HopError as exc:
+            assert field in exc.message and repr(value) in exc.message and "\n" not in exc.message
+            return
+        raise AssertionError(f"{field} = {value!r} was printed")
+    text = instructions.render(record, style=style)
+    if style == "command":
+        check_tunnel_argv(record, shlex.split(indented_commands(text)[0]))
+    else:
+        assert text.count("\nEOF\n") == 1
+
+
+def test_non_printable_socket_path_is_refused() -> None:
+    record = dataclasses.replace(JOB, bind="socket", address="", port=0, sock="/run/x\nEOF\n/jupyter.sock")
+    with pytest.raises(HopError, match="sock"):
+        instructions.render(record, style="config")
+
+
+# ------------------------------------------------------------------ the launcher checks the environment's values
+
+JOB_ENV = {"SLURM_JOB_ID": "81234", "SLURMD_NODENAME": "c0412", "SLURM_SUBMIT_HOST": "login1", "LOGNAME": "alice"}
+BAD_ENV = [
+    ("SLURM_SUBMIT_HOST", "login1\nEOF"),
+    ("SLURM_SUBMIT_HOST", "-oProxyCommand=touch /tmp/x"),
+    ("SLURM_SUBMIT_HOST", "login 1"),
+    ("SLURMD_NODENAME", "c0412\nEOF\ntouch /tmp/x"),
+    ("SLURMD_NODENAME", "-J"),
+    ("SLURMD_NODENAME", "c 0412"),
+    ("SLURM_JOB_ID", "../../x"),
+    ("LOGNAME", "alice bob"),
+    ("LOGNAME", "-oProxyCommand=x"),
+    ("LOGNAME", "a\nEOF"),
+]
+
+
+def test_placement_takes_good_environment_values() -> None:
+    where = launcher.placement(Profile("p"), JOB_ENV)
+    assert (where.kind, where.host, where.login_host, where.ssh_user, where.job_id) == (
+        "job", "c0412", "login1", "alice", "81234")
+
+
+@pytest.mark.parametrize(("var", "value"), BAD_ENV)
+def test_placement_refuses_bad_environment_values(var: str, value: str) -> None:
+    with pytest.raises(HopError) as caught:
+        launcher.placement(Profile("p"), {**JOB_ENV, var: value})
+    message = caught.value.message
+    assert message.startswith(f"{var} = {value!r} is not allowed: ") and "\n" not in message, message
+
+
+def test_profile_values_take_precedence_over_the_environment() -> None:
+    """ssh.login_host and ssh.user replace the environment's values, so a bad one there is never used."""
+    profile = Profile("p")
+    profile.ssh.login_host, profile.ssh.user = "login2", "bob"
+    where = launcher.placement(profile, {**JOB_ENV, "SLURM_SUBMIT_HOST": "-x", "LOGNAME": "a b"})
+    assert (where.login_host, where.ssh_user) == ("login2", "bob")
+
+
+def test_user_name_is_looked_up_in_getpass_order() -> None:
+    """USER when LOGNAME is unset (as getpass.getuser() does), and it is checked too."""
+    env = {k: v for k, v in JOB_ENV.items() if k != "LOGNAME"}
+    assert launcher.placement(Profile("p"), {**env, "USER": "carol"}).ssh_user == "carol"
+    with pytest.raises(HopError, match=r"^USER = 'c d' is not allowed"):
+        launcher.placement(Profile("p"), {**env, "USER": "c d"})

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from jupyter_hop.slurm import tools
 from jupyter_hop.tracking import inventory
-from jupyter_hop.tracking.inventory import Inventory, QueuedJob, Row, UnitState
+from jupyter_hop.tracking.inventory import Inventory, Row
 from jupyter_hop.tracking.records import Record
+from jupyter_hop.tracking.sources import QueuedJob, UnitState
 
 NOW = 1_800_000_000.0
 

@@ -103,6 +103,28 @@ def test_config_json_shows_paths_and_modes(tree: HopTree) -> None:
     assert "pw" not in json.dumps(info["profile"])
 
 
+def test_config_shows_that_a_password_is_set_never_the_hash(tree: HopTree) -> None:
+    """`config` output ends up in bug reports: text and JSON say "set (argon2)" and hold no part of the hash."""
+    import json
+
+    ok(tree, ["init", "p", "--password-stdin", "--root-dir", str(tree.work)], stdin="pw\n")
+    hashed = stored_hash(tree, "p")
+    assert repr(hashed) in (tree.server_dir("p") / "jupyter_server_config.py").read_text()  # the file keeps it
+    # argon2:$argon2id$v=19$m=...,t=...,p=...$SALT$DIGEST: the whole, the parameters+salt+digest, each of them
+    salt, digest = hashed.split("$")[-2:]
+    parts = [hashed, hashed.split("$", 2)[2], salt, digest, salt[:8], digest[:8], digest[-8:]]
+    text = ok(tree, ["config", "p"])
+    shown = ok(tree, ["config", "p", "--json"])
+    info = json.loads(shown)
+    for output in (text, shown):
+        leaks = [part for part in parts if part in output]
+        assert not leaks, f"hash parts shown: {leaks}"
+        assert "c.PasswordIdentityProvider.hashed_password = '(argon2 hash, not shown)'" in output
+    assert "Password: set (argon2); the hash is in " in text
+    assert (info["password"], info["password_set"]) == ("set (argon2)", True)
+    print(f"hash parts looked for in text and JSON output: {len(parts)}, found: 0")
+
+
 @pytest.mark.parametrize(
     ("text", "needle"),
     [

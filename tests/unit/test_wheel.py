@@ -114,7 +114,9 @@ def test_commands_run_from_the_wheel(installed: Installed) -> None:
     done = installed.hop(["init", "w", "--password-stdin", "--root-dir", str(work)], stdin="wheel password\n")
     assert "Created profile 'w'" in done.stdout
     shown = installed.hop(["config", "w"]).stdout
-    assert "c.PasswordIdentityProvider.hashed_password = 'argon2:" in shown
+    # `config` says a password is set and never shows the hash (issue 10, item 8)
+    assert "c.PasswordIdentityProvider.hashed_password = '(argon2 hash, not shown)'" in shown
+    assert "$argon2" not in shown and "Password: set (argon2)" in shown
     assert f"c.ServerApp.root_dir = {str(work)!r}" in shown
 
 

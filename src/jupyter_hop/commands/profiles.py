@@ -127,5 +127,5 @@ def config(
     say(f"Server config: {server['path']} (mode {server['mode']})")
     say((server["text"] or "(not written yet: run `jupyter hop init`)").rstrip("\n"))
     say("")
-    state = f"set, hash in {info['password_hash']['path']}" if info["password_set"] else "not set (token per launch)"
-    say(f"Password: {state}")
+    where = f"; the hash is in {info['password_hash']['path']}, not shown here" if info["password_set"] else ""
+    say(f"Password: {info['password']}{where}")

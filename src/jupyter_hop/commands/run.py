@@ -36,12 +36,12 @@ def instructions(
     """Print the connection instructions of a running server again (the token only on your own terminal)."""
     from jupyter_hop.errors import HopError
     from jupyter_hop.paths import Paths
-    from jupyter_hop.tracking import records
+    from jupyter_hop.tracking import liveness, records
 
     paths = Paths.from_env()
     found = [r for _, r in records.all_records(paths) if r is not None and r.key == target]
     if not found:
         raise HopError(f"no running server {target!r} is known; `jupyter hop list` shows what runs")
-    record = found[0]
+    record = sorted(found, key=lambda r: not liveness.is_here(r))[0]  # a profile's unit on this host first
     style = "config" if ssh_config else "command"
     show_instructions(record, style)

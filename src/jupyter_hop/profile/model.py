@@ -113,6 +113,21 @@ def _bad(key: str, value: object, allowed: str) -> HopError:
     return HopError(f"{key} = {value!r} is not allowed: {allowed}")
 
 
+def check_host(key: str, value: str, what: str = "a host name") -> str:
+    """A host name that reaches printed ssh lines: `key` names where it came from (a profile key, or a variable of
+    the environment the launcher runs in)."""
+    if not HOST_RE.fullmatch(value):
+        raise _bad(key, value, f"{what} (letters, digits, . _ -, not starting with '-')")
+    return value
+
+
+def check_user(key: str, value: str) -> str:
+    """A user name that reaches printed ssh lines (`user@host`, `User`)."""
+    if not USER_RE.fullmatch(value):
+        raise _bad(key, value, "a user name (letters, digits, . _ -, not starting with a digit)")
+    return value
+
+
 def _build_section(section: str, cls: type, table: object) -> Any:
     if not isinstance(table, dict):
         raise _bad(section, table, "expected a table like [" + section + "]")
@@ -172,10 +187,10 @@ def validate(profile: Profile) -> None:
     for key, value in srv.options.items():
         _check_option(key, value)
     ssh = profile.ssh
-    if ssh.login_host and not HOST_RE.fullmatch(ssh.login_host):
-        raise _bad("ssh.login_host", ssh.login_host, "a host name or ~/.ssh/config alias (letters, digits, . _ -)")
-    if ssh.user and not USER_RE.fullmatch(ssh.user):
-        raise _bad("ssh.user", ssh.user, "a user name (letters, digits, . _ -, not starting with a digit)")
+    if ssh.login_host:
+        check_host("ssh.login_host", ssh.login_host, "a host name or ~/.ssh/config alias")
+    if ssh.user:
+        check_user("ssh.user", ssh.user)
     if ssh.style not in SSH_STYLES:
         raise _bad("ssh.style", ssh.style, "one of " + ", ".join(SSH_STYLES))
     # Slurm and systemd values are checked by the modules that know those formats.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,10 +79,10 @@ def change_password(paths: Paths, name: str, ask_password: PasswordSource) -> Pa
 def locked(paths: Paths) -> contextlib.AbstractContextManager[None]:
     """Serialise writers of profiles: each writes a profile, a hash and a config that must agree.
 
-    The lock is on the config dir itself, so taking it writes nothing (a read-only dir still gives the clear
-    "cannot write" error of the write that follows).
+    A read-only config dir is no error here: `run` only reads it when the config is current, and `init` or
+    `password` then fail at their write with the clear "cannot write" error naming the file.
     """
-    return exclusive(private_dir(paths.config_dir))
+    return exclusive(private_dir(paths.config_dir) / ".lock", unlocked_if_read_only=True)
 
 
 def check_bind_needs_password(profile: prof.Profile, hashed: str | None) -> None:
@@ -93,22 +94,39 @@ def check_bind_needs_password(profile: prof.Profile, hashed: str | None) -> None
 
 
 def describe(paths: Paths, name: str) -> dict[str, Any]:
-    """What `config` shows: each file, where it lives, its mode, and the text of the profile and server config."""
+    """What `config` shows: each file, where it lives, its mode, and the text of the profile and server config.
+
+    Never the password hash: this output is pasted into bug reports and chats, and an argon2 hash is enough
+    to guess a weak password offline. The config text shows a placeholder where the hash is.
+    """
     profile = store.load(paths, name)
     files = {
         "profile": paths.profile_file(name),
         "server_config": paths.server_config(name),
         "password_hash": paths.password_file(name),
     }
-    info: dict[str, Any] = {"name": name, "password_set": serverconfig.read_hash(paths, name) is not None}
+    hashed = serverconfig.read_hash(paths, name)
+    info: dict[str, Any] = {"name": name, "password_set": hashed is not None}
+    info["password"] = "set (argon2)" if hashed else "not set (token per launch)"
     for key, path in files.items():
         info[key] = {"path": str(path), "mode": _mode(path)}
     info["profile"]["text"] = paths.profile_file(name).read_text(encoding="utf-8")
     config = paths.server_config(name)
-    info["server_config"]["text"] = config.read_text(encoding="utf-8") if config.exists() else None
+    text = config.read_text(encoding="utf-8") if config.exists() else None
+    info["server_config"]["text"] = None if text is None else without_hash(text, hashed)
     info["app"] = profile.server.app
     info["bind"] = profile.server.bind
     return info
+
+
+HASH_SHOWN_AS = "'(argon2 hash, not shown)'"
+_HASH_LINE = re.compile(r"^(c\.\w*IdentityProvider\.hashed_password = ).*$", re.MULTILINE)
+
+
+def without_hash(text: str, hashed: str | None) -> str:
+    """`text` with every hashed_password value replaced, whichever hash it holds (a stale config's too)."""
+    text = _HASH_LINE.sub(lambda match: match.group(1) + HASH_SHOWN_AS, text)
+    return text.replace(hashed, HASH_SHOWN_AS) if hashed else text
 
 
 def _mode(path: Path) -> str | None:

@@ -8,8 +8,10 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -17,6 +19,7 @@ from typing import IO
 
 STOP_GRACE = 10.0
 LOG_TAIL_LINES = 30
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 @dataclass
@@ -64,8 +67,13 @@ class Stopper:
 
 
 def sd_notify(message: str, env: dict[str, str] | os._Environ[str]) -> None:
+    """Tell systemd about readiness, only when this launcher is the unit's main process.
+
+    JUPYTER_HOP_UNIT is set by our unit file alone; a NOTIFY_SOCKET inherited from elsewhere (a shell inside
+    some other unit, a variable another user's tool set) is not ours to tell where the server is.
+    """
     address = env.get("NOTIFY_SOCKET")
-    if not address:
+    if not address or not env.get("JUPYTER_HOP_UNIT"):
         return
     if address.startswith("@"):
         address = "\0" + address[1:]
@@ -74,10 +82,37 @@ def sd_notify(message: str, env: dict[str, str] | os._Environ[str]) -> None:
         sock.sendall(message.encode())
 
 
+def die_with_parent() -> Callable[[], None] | None:
+    """A preexec hook that makes the kernel send the child SIGTERM when the launcher dies, even by SIGKILL
+    (nothing of ours could stop it then, and `list` would find only a stale record); None where that is not
+    possible, which is then left to the stale-record cleanup.
+
+    The kernel sends the signal when the *thread* that forked exits, not the process: fork from the main thread
+    only, which lives as long as the launcher does.
+    """
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+    import ctypes  # here: only the launcher pays for it
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved before the fork, not in the child
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the launcher died between fork and prctl: no signal will ever come
+            os._exit(1)
+
+    return hook
+
+
 def start(argv: list[str], env: dict[str, str], runtime_dir: Path, err: IO[str]) -> Launch:
     """Start the server with its output going through `err` (terminal, journal or job log)."""
     process = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+        preexec_fn=die_with_parent(),
     )
     launch = Launch(process, runtime_dir)
     assert process.stdout is not None

@@ -3,28 +3,30 @@
 from __future__ import annotations
 
 import contextlib
-import getpass
 import importlib.util
 import json
 import os
+import pwd
 import secrets
 import shutil
 import socket
 import sys
-import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from jupyter_hop import output
 from jupyter_hop.errors import HopError
-from jupyter_hop.fsutil import atomic_write, private_dir
-from jupyter_hop.paths import Paths
-from jupyter_hop.profile.model import Profile
+from jupyter_hop.fsutil import atomic_write
+from jupyter_hop.paths import Paths, new_launch_dir
+from jupyter_hop.profile.model import Profile, check_host, check_user
 from jupyter_hop.profile.setup import check_bind_needs_password, locked
-from jupyter_hop.server import child, probe, serverconfig
+from jupyter_hop.server import child, ownership, probe, serverconfig
 from jupyter_hop.server.child import Launch, Stopper
-from jupyter_hop.tracking import records
+from jupyter_hop.tracking import place, records
+from jupyter_hop.tracking.procid import ProcessId
 from jupyter_hop.tracking.records import Record
 
 # How each app is started with this same interpreter, and the package that must be importable for it.
@@ -34,9 +36,10 @@ MAX_SOCKET_PATH = 107
 POLL_INTERVAL = 0.01
 # Launches that lose the race for an automatically picked port (Jupyter probes it, closes it, binds again).
 AUTO_PORT_ATTEMPTS = 3
-# Variables that would change how the child authenticates or listens behind the profile's back.
+# Variables that would change how the child authenticates or listens behind the profile's back, and our own
+# (JUPYTER_HOP_DEBUG from --debug would reach every `jupyter hop` run in a notebook's terminal or kernel).
 SCRUBBED_ENV = ("JUPYTER_TOKEN", "JUPYTER_TOKEN_FILE", "JUPYTER_PORT", "JUPYTER_PORT_RETRIES", "NOTIFY_SOCKET",
-                "JUPYTER_HOP_UNIT", "JUPYTER_RUNTIME_DIR")
+                "JUPYTER_HOP_UNIT", "JUPYTER_RUNTIME_DIR", "JUPYTER_HOP_DEBUG")
 
 
 @dataclass
@@ -52,18 +55,40 @@ class Placement:
     unit: str = ""
 
 
-def placement(profile: Profile, env: dict[str, str] | os._Environ[str]) -> Placement:
-    user = profile.ssh.user or getpass.getuser()
+def placement(profile: Profile, env: Mapping[str, str]) -> Placement:
+    """Every value here reaches lines the user pastes, so the environment's are checked with the profile's rules
+    (a host name cannot start with '-' or hold a newline), naming the variable that held a bad one."""
+    user = profile.ssh.user or check_user(*_login_name(env))
     job_id = env.get("SLURM_JOB_ID", "")
     if job_id:
-        node = env.get("SLURMD_NODENAME") or socket.gethostname().split(".")[0]
+        if not job_id.isascii() or not job_id.isdigit():
+            raise HopError(f"SLURM_JOB_ID = {job_id!r} is not allowed: a Slurm job id (digits)")
+        node = _env_host(env, "SLURMD_NODENAME") or _this_host(short=True)
         # The concrete login node the job came from: a load-balanced alias may land on another one.
-        login = profile.ssh.login_host or env.get("SLURM_SUBMIT_HOST", "")
+        login = profile.ssh.login_host or _env_host(env, "SLURM_SUBMIT_HOST")
         return Placement("job", node, user, login_host=login, job_id=job_id)
-    host = socket.gethostname()
+    host = _this_host(short=False)
     unit = env.get("JUPYTER_HOP_UNIT", "")
     kind = "unit" if unit else "run"
     return Placement(kind, host, user, ssh_host=profile.ssh.login_host or host, unit=unit)
+
+
+def _login_name(env: Mapping[str, str]) -> tuple[str, str]:
+    """Where the user name comes from (for the error) and what it is, in getpass.getuser()'s order."""
+    for var in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        if env.get(var):
+            return var, env[var]
+    return f"the user name of uid {os.getuid()}", pwd.getpwuid(os.getuid()).pw_name
+
+
+def _env_host(env: Mapping[str, str], var: str) -> str:
+    value = env.get(var, "")
+    return check_host(var, value) if value else ""
+
+
+def _this_host(*, short: bool) -> str:
+    name = socket.gethostname()
+    return check_host("this host's name (hostname)", name.split(".")[0] if short else name)
 
 
 def node_address(host: str) -> str:
@@ -130,7 +155,7 @@ def _server_argv(base: list[str], config: Path, bind: str, address: str, port: i
 
 
 def _wait_ready(launch: Launch, stopper: Stopper, deadline: float, address: str) -> dict[str, object]:
-    """Poll for the server's own runtime json, then for GET /api = 200; never a fixed sleep."""
+    """Poll for the server's own runtime json, then for GET /api = 200 from our child; never a fixed sleep."""
     info_file = launch.runtime_dir / f"jpserver-{launch.process.pid}.json"
     info: dict[str, object] | None = None
     while True:
@@ -139,14 +164,15 @@ def _wait_ready(launch: Launch, stopper: Stopper, deadline: float, address: str)
         if info is None and info_file.exists():
             with contextlib.suppress(ValueError, OSError):
                 info = json.loads(info_file.read_text(encoding="utf-8"))
-        if info is not None and probe.answers(
-            address=address,
-            port=int(info.get("port") or 0),  # type: ignore[call-overload]
-            sock=str(info.get("sock") or ""),
-            base_url=str(info.get("base_url") or "/"),
-            timeout=1.0,
-        ):
-            return info
+        if info is not None:
+            port, sock = int(str(info.get("port") or 0)), str(info.get("sock") or "")
+            base_url = str(info.get("base_url") or "/")
+            if probe.answers(address=address, port=port, sock=sock, base_url=base_url, timeout=1.0):
+                # Jupyter writes that json before it binds: in between, another user can take a fixed port.
+                ownership.check(launch.process.pid, launch.runtime_dir, address, port, sock)
+                if launch.process.poll() is not None:  # its fds were checked: it must still hold them
+                    raise _Stopped()
+                return info
         if time.monotonic() > deadline:
             raise TimeoutError
         time.sleep(POLL_INTERVAL)
@@ -170,13 +196,13 @@ def _job_end(job_id: str) -> float | None:
 def prune_stale(paths: Paths, host: str, err: IO[str]) -> None:
     """Remove records of launchers on this host that are gone (a SIGKILLed launcher leaves one), and stop the
     server such a launcher orphaned: once its record is gone, nothing would ever find or stop it."""
-    from jupyter_hop.tracking import inventory, liveness
+    from jupyter_hop.tracking import liveness, stale
 
     for path, record in records.all_records(paths):
         if record is None or record.kind == "job" or record.host != host:
             continue
         if not liveness.launcher_alive(record):
-            done = inventory.remove_stale(paths, path, record)
+            done = stale.remove_stale(paths, path, record)
             if done:
                 err.write(f"jupyter-hop: {record.key} was stale (launcher pid {record.pid} is gone): {done}\n")
 
@@ -199,6 +225,7 @@ class Plan:
 
 def run(paths: Paths, profile: Profile, *, out: IO[str], err: IO[str]) -> int:
     """Run the server in the foreground until it stops; the return value is the process exit code."""
+    where = placement(profile, os.environ)  # input like the profile: checked before anything is written or started
     if os.geteuid() == 0:
         # Jupyter refuses root without --allow-root, and a notebook server should not run as root anyway.
         raise HopError("Jupyter does not run as root: run jupyter-hop as the user who will use the notebooks")
@@ -207,12 +234,11 @@ def run(paths: Paths, profile: Profile, *, out: IO[str], err: IO[str]) -> int:
         hashed = serverconfig.read_hash(paths, profile.name)
         check_bind_needs_password(profile, hashed)
         config = serverconfig.write(paths, profile)
-    where = placement(profile, os.environ)
     address = node_address(socket.gethostname()) if profile.server.bind == "node" else "127.0.0.1"
     prune_stale(paths, where.host, err)  # first: an orphaned server may hold the fixed port
     if profile.server.port:
         check_port_free(address, profile.server.port)
-    runtime_dir = Path(tempfile.mkdtemp(prefix="launch-", dir=private_dir(paths.runtime_base)))
+    runtime_dir = new_launch_dir(paths, err)
     try:
         sock = runtime_dir / "jupyter.sock"
         if profile.server.bind == "socket" and len(str(sock).encode()) > MAX_SOCKET_PATH:
@@ -231,7 +257,10 @@ def run(paths: Paths, profile: Profile, *, out: IO[str], err: IO[str]) -> int:
         if ready is None:
             return 0  # asked to stop before the server was ready
         launch, info, job_end = ready
-        return _serve(paths, plan, _record(plan, launch, info, started, job_end), launch, stopper, out)
+        try:
+            return _serve(paths, plan, _record(plan, launch, info, started, job_end), launch, stopper, out)
+        finally:
+            child.finish(launch)  # after any failure (closed stdout, record write): the server never outlives it
     finally:
         shutil.rmtree(runtime_dir, ignore_errors=True)
 
@@ -250,14 +279,16 @@ def _start_until_ready(
     job_end: float | None = None
     for attempt in range(attempts):
         launch = _start(plan, err)
-        stopper.child = launch.process
-        if attempt == 0 and plan.where.job_id:
-            job_end = _job_end(plan.where.job_id)  # while the server starts, not after
+        handed_over = False
         try:
-            return launch, _wait_ready(launch, stopper, deadline, plan.address), job_end
+            stopper.child = launch.process
+            if attempt == 0 and plan.where.job_id:
+                job_end = _job_end(plan.where.job_id)  # while the server starts, not after
+            ready = launch, _wait_ready(launch, stopper, deadline, plan.address), job_end
+            handed_over = True
+            return ready
         except _Stopped:
             if stopper.requested:
-                child.finish(launch)
                 return None
             if attempt + 1 < attempts and "no available port" in launch.log_tail():
                 continue
@@ -265,18 +296,37 @@ def _start_until_ready(
             raise HopError(
                 f"the Jupyter server exited with code {code} before it was ready", detail=child.tail_text(launch)
             ) from None
+        except ownership.NotOurs:
+            if attempt + 1 < attempts:  # an automatic port another server took between Jupyter's check and bind
+                continue
+            raise
         except TimeoutError:
-            child.finish(launch)
             raise HopError(
                 f"the Jupyter server did not answer within server.ready_timeout = {server.ready_timeout} s; "
                 "it was stopped",
                 detail=child.tail_text(launch),
             ) from None
+        finally:
+            if not handed_over:  # whatever went wrong (or a stop request): never leave this child running
+                child.finish(launch)
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _cluster(where: Placement) -> str:
+    """A job's cluster, which keys its record; never an error once the server runs (Slurm sets the variable from
+    its own configuration, so a bad value is not expected: the record is then unkeyed, as older ones were)."""
+    if where.kind != "job":
+        return ""
+    try:
+        return place.this_cluster()
+    except HopError:
+        return ""
 
 
 def _record(plan: Plan, launch: Launch, info: dict[str, object], started: float, job_end: float | None) -> Record:
     where, bind = plan.where, plan.profile.server.bind
+    # Who the launcher and the server are, so that cleanup never signals a process that merely got their pid.
+    launcher, server = ProcessId.of(os.getpid()), ProcessId.of(launch.process.pid)
     return Record(
         kind=where.kind,
         profile=plan.profile.name,
@@ -299,6 +349,13 @@ def _record(plan: Plan, launch: Launch, info: dict[str, object], started: float,
         job_end=job_end,
         unit=where.unit,
         token=plan.token,
+        launch_id=secrets.token_hex(8),
+        boot_id=launcher.boot_id if launcher else "",
+        pid_start=launcher.start_ticks if launcher else 0,
+        argv=list(launcher.argv) if launcher else [],
+        server_start=server.start_ticks if server and launcher and server.boot_id == launcher.boot_id else 0,
+        server_argv=list(server.argv) if server else [],
+        cluster=_cluster(where),
     )
 
 
@@ -306,19 +363,15 @@ def _serve(paths: Paths, plan: Plan, record: Record, launch: Launch, stopper: St
     """Publish the record and the instructions, then wait for the server to stop."""
     from jupyter_hop.tracking import instructions
 
-    try:
-        with records.locked(paths):
-            record.local_port = choose_local_port(paths, record.wanted_local_port)
-            records.write(paths, record)
-    except HopError:
-        child.finish(launch)  # without its record nobody could find or stop this server
-        raise
+    # Should this fail, run() stops the server: without its record nobody could find or stop it.
+    with records.locked(paths):
+        record.local_port = choose_local_port(paths, record.wanted_local_port)
+        records.write(paths, record)
     try:
         text = instructions.render(
             record, style=plan.profile.ssh.style, show_secret=out.isatty(), hop=instructions.invocation()
         )
-        out.write(text)
-        out.flush()
+        output.write_or_fail(out, text, "the instructions", "the server was stopped")  # by run()
         endpoint = record.sock or f"{record.address}:{record.port}"
         child.sd_notify(f"READY=1\nSTATUS=Jupyter ready on {record.host} at {endpoint}", os.environ)
         code = child.wait_exit(launch, stopper)

@@ -19,6 +19,7 @@ from jupyter_hop.profile.model import Profile
 from jupyter_hop.server import probe
 from jupyter_hop.slurm import batch, tools
 from jupyter_hop.tracking import records
+from jupyter_hop.tracking.place import is_this_cluster, this_cluster
 from jupyter_hop.tracking.records import Record
 
 RECORD_POLL = 0.02  # the record appears within this much of the launcher writing it
@@ -35,25 +36,58 @@ class Submission:
     profile: str
     log: str
     submitted: float
+    cluster: str = ""  # Slurm reuses job ids across clusters; "" in notes of older versions
 
 
 def submission_path(paths: Paths, job_id: str) -> Path:
-    return paths.jobs_dir / f"job-{job_id}.json"
+    """This cluster's note of job `job_id`: jobs/job-JOBID@CLUSTER.json (job-JOBID.json when no cluster is known)."""
+    cluster = this_cluster()
+    return paths.jobs_dir / (f"job-{job_id}@{cluster}.json" if cluster else f"job-{job_id}.json")
 
 
 def read_submission(paths: Paths, job_id: str) -> Submission | None:
-    try:
-        data = json.loads(submission_path(paths, job_id).read_text(encoding="utf-8"))
-        return Submission(**{k: data[k] for k in ("job_id", "profile", "log", "submitted")})
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    """This cluster's note of the job, else an older version's unkeyed one (taken as this cluster's, as before)."""
+    for path in dict.fromkeys([submission_path(paths, job_id), paths.jobs_dir / f"job-{job_id}.json"]):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            note = Submission(**{k: data[k] for k in ("job_id", "profile", "log", "submitted")},
+                              cluster=str(data.get("cluster") or ""))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if is_this_cluster(note.cluster):
+            return note
+    return None
+
+
+def _job_files(directory: Path) -> list[tuple[str, str, Path]]:
+    """(job id, cluster or "", path) of the job-*.json files in `directory`."""
+    found = []
+    for path in _glob(directory, "job-*.json"):
+        job_id, _, cluster = path.name[4:-5].partition("@")
+        if job_id.isdigit():
+            found.append((job_id, cluster, path))
+    return found
 
 
 def known_job_ids(paths: Paths) -> list[str]:
-    """Jobs submitted by jupyter-hop (or with a record), oldest id first."""
-    ids = {p.name[4:-5] for p in _glob(paths.jobs_dir, "job-*.json")}
-    ids |= {p.name[4:-5] for p in _glob(paths.records_dir, "job-*.json")}
-    return sorted((i for i in ids if i.isdigit()), key=int)
+    """This cluster's jobs submitted by jupyter-hop (or with a record), oldest id first."""
+    ids = {job_id for directory in (paths.jobs_dir, paths.records_dir)
+           for job_id, cluster, _ in _job_files(directory) if is_this_cluster(cluster)}
+    return sorted(ids, key=int)
+
+
+def other_clusters(paths: Paths, job_id: str) -> list[str]:
+    """The other clusters (sharing this home) whose jupyter-hop knows a job `job_id`."""
+    return sorted({cluster for directory in (paths.jobs_dir, paths.records_dir)
+                   for found, cluster, _ in _job_files(directory)
+                   if found == job_id and cluster and not is_this_cluster(cluster)})
+
+
+def other_cluster(job_id: str, cluster: str) -> str:
+    """Why a job of another cluster is not touched here, in one line."""
+    here = this_cluster() or "unknown"
+    return (f"Slurm job {job_id} belongs to cluster {cluster}, not to this one ({here}): nothing was done here; "
+            f"run `jupyter hop slurm cancel {job_id}` on a login node of {cluster}")
 
 
 def _glob(directory: Path, pattern: str) -> list[Path]:
@@ -82,7 +116,7 @@ def submit(paths: Paths, profile: Profile) -> Submission:
     script = write_script(paths, profile)
     job_id = tools.sbatch(script)
     log = batch.log_path(paths, profile.name, job_id)
-    submission = Submission(job_id, profile.name, str(log), time.time())
+    submission = Submission(job_id, profile.name, str(log), time.time(), this_cluster())
     atomic_write(submission_path(paths, job_id), json.dumps(asdict(submission), indent=2) + "\n")
     return submission
 
@@ -156,7 +190,6 @@ def wait_ready(
     """Until the job's record exists and its server answers; pending time is unbounded but shown, the time
     from RUNNING to ready is bounded by `ready_timeout` plus a margin for the setup lines."""
     job_id = submission.job_id
-    record_file = paths.records_dir / f"job-{job_id}.json"
     log = Path(submission.log)
     start = time.monotonic()
     next_state_poll = start
@@ -164,16 +197,15 @@ def wait_ready(
     job: tools.JobState | None = None
     looked_again = False
     while True:
-        if _exists(record_file):
-            record = records.read(record_file)
-            if record is not None and record.job_id == job_id and answers_here(record) is not False:
-                return record, job
+        record = _own_record(paths, submission)
+        if record is not None and answers_here(record) is not False:
+            return record, job
         now = time.monotonic()
         if now >= next_state_poll:
             job = job_state(job_id)
             next_state_poll = time.monotonic() + STATE_POLL
             if job is None or job.ended:
-                if _exists(record_file) and not looked_again:
+                if _own_record(paths, submission) is not None and not looked_again:
                     looked_again = True
                     continue  # ready just as it ended: look at the record once more
                 what = f"ended ({job.state}{_exit(job)})" if job else "is no longer known to Slurm"
@@ -192,15 +224,18 @@ def wait_ready(
         time.sleep(RECORD_POLL)
 
 
-def _exists(path: Path) -> bool:
+def _own_record(paths: Paths, submission: Submission) -> Record | None:
+    """The record of the job just submitted: its id, on the cluster it was submitted to."""
     try:
-        path.stat()
+        paths.records_dir.stat()
     except FileNotFoundError:
-        return False
+        return None
     except OSError as exc:
-        raise HopError(f"cannot look for the job's record {path}: {exc.strerror}; check the state directory's "
-                       "permissions (the job is left as it is)") from exc
-    return True
+        raise HopError(f"cannot look for the job's record in {paths.records_dir}: {exc.strerror}; check the state "
+                       "directory's permissions (the job is left as it is)") from exc
+    job_id, cluster = submission.job_id, submission.cluster
+    found = records.find(paths, "job", job_id, lambda r: r.job_id == job_id and r.cluster in ("", cluster))
+    return found[0][1] if found else None
 
 
 def _exit(job: tools.JobState) -> str:
@@ -225,6 +260,9 @@ def find_record(paths: Paths, job_id: str) -> Record:
     A record whose job has ended is left over by a launcher that was killed: it is removed, not shown.
     """
     record = records.find_job(paths, check_job_id(job_id))
+    others = other_clusters(paths, job_id) if record is None and read_submission(paths, job_id) is None else []
+    if others:
+        raise HopError(other_cluster(job_id, others[0]))
     job = tools.job_state(job_id)
     if job is None or job.ended:
         if record is not None:
@@ -281,7 +319,10 @@ def status(paths: Paths) -> list[JobStatus]:
 
 
 def forget(paths: Paths, job_id: str) -> None:
-    for path in (submission_path(paths, job_id), paths.records_dir / f"job-{job_id}.json"):
+    """Drop this cluster's note and records of the job; another cluster's job of the same id keeps its own."""
+    mine = records.find(paths, "job", job_id, lambda r: r.job_id == job_id and is_this_cluster(r.cluster))
+    # An unkeyed note (an older version's, or one written where no cluster was known) counts as this cluster's.
+    for path in [submission_path(paths, job_id), paths.jobs_dir / f"job-{job_id}.json", *(p for p, _ in mine)]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
 
@@ -290,6 +331,9 @@ def cancel(paths: Paths, job_id: str, *, timeout: float = CANCEL_TIMEOUT) -> str
     """scancel, wait until Slurm no longer runs the job, forget what jupyter-hop kept; the final state."""
     check_job_id(job_id)
     if read_submission(paths, job_id) is None and records.find_job(paths, job_id) is None:
+        others = other_clusters(paths, job_id)
+        if others:
+            raise HopError(other_cluster(job_id, others[0]))
         raise HopError(f"Slurm job {job_id} was not submitted by jupyter-hop for you; "
                        "`jupyter hop slurm status` lists yours (scancel cancels any other)")
     job = tools.job_state(job_id)

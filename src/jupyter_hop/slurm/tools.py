@@ -21,6 +21,9 @@ ENDED = frozenset({
     "BOOT_FAIL", "CANCELLED", "COMPLETED", "COMPLETING", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY",
     "PREEMPTED", "REVOKED", "SPECIAL_EXIT", "STOPPED", "TIMEOUT",
 })
+# Where a job that has not ended stands (SUSPENDED: it may resume) and how an ended job failed.
+PENDING = frozenset({"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING", "SUSPENDED"})
+FAILED = frozenset({"BOOT_FAIL", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "TIMEOUT"})
 SQUEUE_FORMAT = "%i|%T|%r|%N|%e|%L"
 TOOL_TIMEOUT = 30.0
 

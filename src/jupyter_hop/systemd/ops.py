@@ -140,19 +140,11 @@ def stop(paths: Paths, name: str) -> str:
 
 def _drop_dead_record(paths: Paths, name: str) -> None:
     """A launcher that was killed (not stopped) cannot remove its record; the stop has to."""
+    from jupyter_hop.tracking import liveness
+
     record = records.find_unit(paths, name)
-    if record is not None and not _alive(record.pid):
+    if record is not None and not liveness.launcher_alive(record):
         records.remove(paths, record)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def status(paths: Paths, name: str) -> dict[str, Any]:

@@ -21,8 +21,12 @@ START_MARGIN = 30
 PRIVATE_TMP = ("/tmp", "/var/tmp")
 
 
+UNIT_PREFIX = "jupyter-hop-"
+UNIT_SUFFIX = ".service"
+
+
 def unit_name(profile: str) -> str:
-    return f"jupyter-hop-{check_name(profile)}.service"
+    return f"{UNIT_PREFIX}{check_name(profile)}{UNIT_SUFFIX}"
 
 
 @dataclass(frozen=True)

@@ -3,30 +3,22 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import signal
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from jupyter_hop.errors import HopError
 from jupyter_hop.paths import Paths
+from jupyter_hop.slurm import tools
 from jupyter_hop.tracking import records
-from jupyter_hop.tracking.liveness import is_this_host, launcher_alive, orphan_server, this_host
+from jupyter_hop.tracking.liveness import is_here
+from jupyter_hop.tracking.place import this_host
 from jupyter_hop.tracking.records import Record
-
-if TYPE_CHECKING:
-    from jupyter_hop.slurm.tools import JobState
+from jupyter_hop.tracking.sources import QueuedJob, UnitState, slurm_jobs, systemd_units
+from jupyter_hop.tracking.stale import elsewhere, remove_stale, stale_reason
 
 KINDS = ("unit", "job", "run")
-STATES = ("pending", "starting", "ready", "stopped", "failed", "stale")
-UNIT_PREFIX = "jupyter-hop-"
-UNIT_SUFFIX = ".service"
-JOB_FAILED = frozenset({"BOOT_FAIL", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "TIMEOUT"})
-JOB_PENDING = frozenset({"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING", "SUSPENDED"})
 
 
 @dataclass
@@ -46,6 +38,7 @@ class Row:
     job_id: str = ""
     unit: str = ""
     pid: int = 0  # the launcher's pid on `host`
+    cluster: str = ""  # a job record's Slurm cluster, when it names one
     note: str = ""  # pending reason, failure, what cleaning did
     record: str = ""  # the record file, when there is one
     cleaned: bool = False  # a stale record that was removed
@@ -77,62 +70,7 @@ class Inventory:
                 if state.startswith("error: ")]
 
 
-# ---- systemd user units ----
-
-
-@dataclass(frozen=True)
-class UnitState:
-    unit: str
-    load: str  # LoadState
-    active: str  # ActiveState: active, activating, deactivating, inactive, failed
-    sub: str  # SubState: running, auto-restart, dead, ...
-    result: str  # Result of the last run: success, exit-code, signal, timeout, ...
-    main_pid: int
-    since: float | None  # when it last became active
-
-    @property
-    def profile(self) -> str:
-        return self.unit[len(UNIT_PREFIX):-len(UNIT_SUFFIX)]
-
-
-def systemd_units(include_stopped: bool) -> tuple[list[UnitState], str]:
-    """This user's jupyter-hop units and how the systemd source went ("ok" / "absent: ..." / "error: ...")."""
-    if not shutil.which("systemctl"):
-        return [], "absent: systemctl is not installed"
-    from jupyter_hop.systemd import systemctl
-
-    try:
-        systemctl.require_manager()
-    except HopError as exc:
-        return [], f"absent: {_last_line(exc.message)}"
-    pattern = f"{UNIT_PREFIX}*{UNIT_SUFFIX}"
-    try:
-        listed = systemctl.run(["list-units", "--all", "--plain", "--no-legend", "--no-pager", pattern], timeout=20)
-        names = {line.split()[0] for line in listed.stdout.splitlines() if line.strip()}
-        if include_stopped:  # installed but never loaded (or unloaded since) units count as stopped
-            files = systemctl.run(["list-unit-files", "--no-legend", "--no-pager", pattern], timeout=20)
-            names |= {line.split()[0] for line in files.stdout.splitlines() if line.strip()}
-        units = [_unit_state(systemctl, name) for name in sorted(names) if _is_ours(name)]
-    except HopError as exc:
-        return [], f"error: {_last_line(exc.message)}"
-    return units, "ok"
-
-
-def _is_ours(name: str) -> bool:
-    return name.startswith(UNIT_PREFIX) and name.endswith(UNIT_SUFFIX) and "@" not in name
-
-
-def _unit_state(systemctl: Any, name: str) -> UnitState:
-    state = systemctl.show(name)
-    return UnitState(
-        unit=name,
-        load=state.get("LoadState", ""),
-        active=state.get("ActiveState", ""),
-        sub=state.get("SubState", ""),
-        result=state.get("Result", ""),
-        main_pid=int(state.get("MainPID") or 0),
-        since=systemctl.since_epoch(state),
-    )
+# ---- rows ----
 
 
 def unit_row(unit: UnitState, record: Record | None) -> Row:
@@ -154,56 +92,6 @@ def unit_row(unit: UnitState, record: Record | None) -> Row:
     return row
 
 
-# ---- Slurm jobs ----
-
-
-@dataclass(frozen=True)
-class QueuedJob:
-    job: JobState
-    profile: str  # from the submission note, "" when jupyter-hop did not submit it
-    submitted: float | None
-
-
-def slurm_jobs(paths: Paths) -> tuple[list[QueuedJob], str]:
-    """This user's queued and running jobs, and how the Slurm source went."""
-    if not shutil.which("squeue"):
-        return [], "absent: squeue is not on PATH"
-    from jupyter_hop.slurm import jobs, tools
-
-    unconfigured = slurm_unconfigured()
-    if unconfigured and not jobs.known_job_ids(paths):
-        return [], f"absent: {unconfigured}"
-    try:
-        queue = tools.squeue()
-    except HopError as exc:
-        return [], f"error: {_last_line(exc.message)}"
-    queued = []
-    for job in queue:
-        note = jobs.read_submission(paths, job.job_id)
-        queued.append(QueuedJob(job, note.profile if note else "", note.submitted if note else None))
-    return queued, "ok"
-
-
-def slurm_unconfigured() -> str:
-    """Why Slurm's tools have no configuration here, or "" when they may have one.
-
-    Without a slurm.conf the tools fall back to DNS SRV lookups (configless clusters), which on a machine
-    that merely has the client installed means a slow, pointless query; a missing $SLURM_CONF makes them
-    retry for a minute.
-    """
-    conf = os.environ.get("SLURM_CONF")
-    if conf:
-        return "" if Path(conf).is_file() else f"SLURM_CONF={conf} does not exist"
-    if any(Path(p).is_file() for p in ("/etc/slurm/slurm.conf", "/etc/slurm-llnl/slurm.conf",
-                                       "/run/slurm/conf/slurm.conf")):
-        return ""
-    return "Slurm is not configured here (no slurm.conf)"
-
-
-def _last_line(text: str) -> str:
-    return (text.strip().splitlines() or [""])[-1]
-
-
 def forget_ended_submissions(paths: Paths, queued: dict[str, QueuedJob]) -> None:
     """Submission notes of jobs Slurm no longer queues or runs are of no more use (their logs are kept)."""
     from jupyter_hop.slurm import jobs
@@ -217,11 +105,11 @@ def forget_ended_submissions(paths: Paths, queued: dict[str, QueuedJob]) -> None
 def job_row(queued: QueuedJob, record: Record | None) -> Row:
     job = queued.job
     profile = record.profile if record else queued.profile
-    if job.state in JOB_PENDING:
+    if job.state in tools.PENDING:
         state = "pending"
     elif job.state in ("RUNNING", "CONFIGURING"):
         state = "ready" if record else "starting"
-    elif job.state in JOB_FAILED:
+    elif job.state in tools.FAILED:
         state = "failed"
     else:
         state = "stopped"
@@ -248,50 +136,9 @@ def _fill_from_record(row: Row, record: Record) -> None:
 
 def record_row(record: Record, state: str, note: str, path: Path) -> Row:
     row = Row(key=record.key, profile=record.profile, kind=record.kind, state=state, job_id=record.job_id,
-              unit=record.unit, ends=record.job_end, note=note, record=str(path))
+              unit=record.unit, ends=record.job_end, note=note, record=str(path), cluster=record.cluster)
     _fill_from_record(row, record)
     return row
-
-
-def remove_stale(paths: Paths, path: Path, record: Record) -> str:
-    """Remove a stale record (unless a new launcher replaced it meanwhile); what was done, in words."""
-    done = []
-    with records.locked(paths):
-        current = records.read(path)
-        if current is not None and (current.pid, current.started) == (record.pid, record.started):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-            done.append("record removed")
-    if record.kind == "run" and is_this_host(record.host):
-        # Its launcher was killed (not stopped), so nothing else will ever stop the server it started,
-        # and without the record nobody would find it.
-        orphan = orphan_server(record)
-        if orphan:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(orphan, signal.SIGTERM)
-                done.append(f"its orphaned server (pid {orphan}) sent SIGTERM")
-    return "; ".join(done)
-
-
-def _stale_reason(record: Record, units: dict[str, UnitState] | None, jobs: dict[str, QueuedJob] | None) -> str:
-    """Why a record no longer describes a live server, or "" while it does (or cannot be checked here)."""
-    here = is_this_host(record.host)
-    if here and record.kind != "job" and not launcher_alive(record):
-        return f"launcher pid {record.pid} is gone"
-    if record.kind == "unit" and units is not None and here:
-        unit = units.get(record.unit)
-        # activating/deactivating: systemd has not yet seen READY=1 or is stopping it; the launcher is alive
-        if unit is None or unit.active not in ("active", "activating", "deactivating", "reloading"):
-            return f"unit {record.unit} is {unit.active if unit else 'not loaded'}"
-    if record.kind == "job" and jobs is not None:
-        queued = jobs.get(record.job_id)
-        if queued is None:
-            return f"job {record.job_id} is no longer in the queue"
-        if queued.job.state not in ("RUNNING", "CONFIGURING", "COMPLETING"):
-            return f"job {record.job_id} is {queued.job.state}"
-    if record.kind == "job" and here and record.pid and not launcher_alive(record):
-        return f"launcher pid {record.pid} is gone"
-    return ""
 
 
 def gather(paths: Paths, *, clean: bool = True, include_stopped: bool = False) -> Inventory:
@@ -307,7 +154,7 @@ def gather(paths: Paths, *, clean: bool = True, include_stopped: bool = False) -
     for path, record in found:
         if record is None:
             continue  # a torn or foreign file: not ours to judge or delete
-        reason = _stale_reason(record, units, jobs)
+        reason = stale_reason(record, units, jobs)
         if reason:
             row = record_row(record, "stale", reason, path)
             if clean:
@@ -316,11 +163,15 @@ def gather(paths: Paths, *, clean: bool = True, include_stopped: bool = False) -
                 row.note = f"{reason}; {done}" if done else reason
             inventory.rows.append(row)
             continue
-        live[(record.kind, record.key)] = (path, record)
-        here = is_this_host(record.host)
-        if record.kind == "run" or (record.kind == "unit" and (units is None or not here)):
-            inventory.rows.append(record_row(record, "ready", "" if here else f"on {record.host}: not checked", path))
+        where = elsewhere(record)
+        if where:  # shown as it is, never matched with this host's units or this cluster's queue
+            inventory.rows.append(record_row(record, "ready", where, path))
+            continue
+        live.setdefault((record.kind, record.key), (path, record))
+        if record.kind == "run" or (record.kind == "unit" and units is None):
+            inventory.rows.append(record_row(record, "ready", "", path))
         elif record.kind == "job" and jobs is None:
+            here = is_here(record)
             inventory.rows.append(record_row(record, "ready", "" if here else "Slurm not reachable: not checked", path))
     for unit in units.values() if units else []:
         path_record = live.get(("unit", unit.profile))

@@ -1,78 +1,74 @@
-"""Whether the processes a record names still run on this host, robust against recycled pids."""
+"""Whether the processes a record names still run on this host: only the very processes it recorded count."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
+import time
 from pathlib import Path
 
+from jupyter_hop.tracking.place import is_this_cluster, is_this_host
+from jupyter_hop.tracking.procid import ProcessId, boot_id
 from jupyter_hop.tracking.records import Record
 
-# /proc start times are whole seconds of boot time plus clock ticks; NTP steps since boot shift them a little.
-START_SLACK = 5.0
+# Only for records without an identity (older versions): /proc start times are whole seconds of boot time plus
+# clock ticks, and NTP steps since boot shift them a little.
+LEGACY_START_SLACK = 5.0
 
 
-def this_host() -> str:
-    return socket.gethostname()
-
-
-def is_this_host(host: str) -> bool:
-    """Records of runs and units carry the full host name, job records Slurm's short node name."""
-    here = this_host()
-    return host in (here, here.split(".")[0])
-
-
-def _boot_time() -> float | None:
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/stat").read_text().splitlines():
-            if line.startswith("btime "):
-                return float(line.split()[1])
-    return None
-
-
-def process_start(pid: int) -> float | None:
-    """When process `pid` started (epoch seconds), from /proc; None when it does not run or is not ours."""
-    try:
-        if os.stat(f"/proc/{pid}").st_uid != os.getuid():
-            return None
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    boot = _boot_time()
-    if boot is None:
-        return None
-    # The command name may contain spaces and parentheses: the fields start after the last ')'.
-    fields = text[text.rindex(")") + 2:].split()
-    if fields[0] in ("Z", "X"):  # exited, only waiting for its parent to collect the exit status
-        return None
-    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+def is_here(record: Record) -> bool:
+    """Whether the record's processes would run on this machine: its host, and for a job also its cluster
+    (node names such as c001 repeat between clusters that share a home)."""
+    return is_this_host(record.host) and (record.kind != "job" or is_this_cluster(record.cluster))
 
 
 def launcher_alive(record: Record) -> bool:
-    """Whether the record's launcher still runs: its pid exists, is ours, and started before the record did.
+    """Whether the record's launcher still runs here (callers check `is_here` first).
 
-    The start-time check keeps a recycled pid (a new, unrelated process) from passing for the launcher.
+    With an identity: exactly the recorded process (pid, start ticks, boot, argv). Without one (an older
+    version's record): alive unless its pid is clearly gone, i.e. no process of ours has it or it started after
+    the record was written; such a record is kept rather than trusted, and never signalled.
     """
+    launcher = record.launcher_id
+    if launcher is not None:
+        return launcher.matches()
+    if record.boot_id and record.boot_id != boot_id():
+        return False  # written before this machine rebooted
+    return _legacy_alive(record.pid, record.started)
+
+
+def _legacy_alive(pid: int, started: float) -> bool:
+    if pid <= 0:
+        return False
     if not Path("/proc").is_dir():  # no procfs: the pid is all there is to go on
         try:
-            os.kill(record.pid, 0)
+            os.kill(pid, 0)
         except ProcessLookupError:
             return False
         except PermissionError:
-            return False
+            return False  # another user's process is not our launcher
         return True
-    start = process_start(record.pid)
-    return start is not None and start <= record.started + START_SLACK
+    found = ProcessId.of(pid)
+    if found is None:
+        return False
+    uptime = _uptime()
+    if uptime is None:
+        return True
+    start = time.time() - uptime + found.start_ticks / os.sysconf("SC_CLK_TCK")
+    return start <= started + LEGACY_START_SLACK
 
 
-def orphan_server(record: Record) -> int:
-    """The pid of the record's Jupyter server if it outlived its launcher, else 0."""
-    start = process_start(record.server_pid) if record.server_pid else None
-    if start is None or start < record.started - START_SLACK:
-        return 0
+def _uptime() -> float | None:
     try:
-        cmdline = Path(f"/proc/{record.server_pid}/cmdline").read_bytes()
-    except OSError:
-        return 0
-    return record.server_pid if b"jupyter" in cmdline else 0
+        return float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def orphan_server(record: Record) -> ProcessId | None:
+    """The record's Jupyter server if it still runs (it outlived its launcher), else None.
+
+    Only the exact process the launcher recorded qualifies: a kernel, a `sleep` named jupyter, a server of
+    another launch or another user's process that now has the pid is never returned, so never signalled.
+    """
+    server = record.server_id
+    return server if server is not None and server.matches() else None

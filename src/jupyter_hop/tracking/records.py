@@ -6,12 +6,16 @@ import contextlib
 import dataclasses
 import json
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jupyter_hop.errors import HopError
 from jupyter_hop.fsutil import atomic_write, exclusive, private_dir
 from jupyter_hop.paths import Paths
+from jupyter_hop.tracking.place import is_this_cluster, is_this_host
+from jupyter_hop.tracking.procid import ProcessId, recorded
 
 KINDS = ("run", "unit", "job")
 
@@ -40,6 +44,15 @@ class Record:
     token: str = ""  # only without a password: the per-launch token
     log: str = ""  # the server's log file
     wanted_local_port: int = 0  # the profile's local_port; local_port differs when another server had it
+    # Who the launcher and the server are (procid.ProcessId), so that a recycled pid is never taken for them;
+    # records of older versions have none of these, and their processes are never signalled.
+    launch_id: str = ""  # random per launch: a launcher removes the record only while it is still its own
+    boot_id: str = ""  # /proc/sys/kernel/random/boot_id of `host` when both processes started
+    pid_start: int = 0  # the launcher's start time, clock ticks after boot (/proc/PID/stat field 22)
+    argv: list[str] = field(default_factory=list)  # the launcher's exact argv
+    server_start: int = 0
+    server_argv: list[str] = field(default_factory=list)  # the server's exact argv (with this launch's --config=)
+    cluster: str = ""  # a job's Slurm cluster (SLURM_CLUSTER_NAME, lower case)
 
     @property
     def key(self) -> str:
@@ -52,7 +65,27 @@ class Record:
 
     @property
     def file_name(self) -> str:
-        return f"{self.kind}-{self.key}.json"
+        """Keyed by where the server runs, so machines and clusters sharing a home never replace each other's:
+        run-HOST-PID.json, unit-PROFILE@HOST.json, job-JOBID@CLUSTER.json (job-JOBID.json without a cluster)."""
+        if self.kind == "unit":
+            return f"unit-{self.profile}@{_safe(self.host)}.json"
+        if self.kind == "job" and self.cluster:
+            return f"job-{self.job_id}@{_safe(self.cluster)}.json"
+        return f"{self.kind}-{_safe(self.key)}.json"
+
+    @property
+    def launcher_id(self) -> ProcessId | None:
+        return recorded(self.pid, self.pid_start, self.boot_id, self.argv)
+
+    @property
+    def server_id(self) -> ProcessId | None:
+        return recorded(self.server_pid, self.server_start, self.boot_id, self.server_argv)
+
+    def same_launch(self, other: Record) -> bool:
+        """Whether `other` is the record this very launch wrote (not a later launch's, nor another host's)."""
+        if self.launch_id or other.launch_id:
+            return self.launch_id == other.launch_id
+        return (self.host, self.pid, self.started) == (other.host, other.pid, other.started)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
@@ -61,6 +94,13 @@ class Record:
     def from_dict(cls, data: dict[str, Any]) -> Record:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _safe(part: str) -> str:
+    """Host and cluster names come from the machine and the environment: never a path separator in a name."""
+    if not part or "/" in part or "\0" in part or part.startswith("."):
+        raise HopError(f"{part!r} cannot be part of a record file name; set a plain host or cluster name")
+    return part
 
 
 def path_for(paths: Paths, record: Record) -> Path:
@@ -79,13 +119,19 @@ def locked(paths: Paths) -> contextlib.AbstractContextManager[None]:
 
 
 def remove(paths: Paths, record: Record) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path_for(paths, record))
+    """Remove `record`'s file only while it is still this launch's: a restarted unit's launcher may have
+    replaced it already, and another host's record never has this name or launch id."""
+    path = path_for(paths, record)
+    with locked(paths):
+        current = read(path)
+        if current is not None and current.same_launch(record):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
 
 # What each field's JSON value must be (annotations are strings here: `from __future__ import annotations`).
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "str": (str,), "int": (int,), "float": (int, float), "float | None": (int, float, type(None)),
+    "str": (str,), "int": (int,), "float": (int, float), "float | None": (int, float, type(None)), "list[str]": (list,),
 }
 
 
@@ -105,6 +151,8 @@ def _well_formed(record: Record) -> bool:
         value = getattr(record, item.name)
         if isinstance(value, bool) or not isinstance(value, _FIELD_TYPES[str(item.type)]):
             return False
+        if isinstance(value, list) and not all(isinstance(part, str) for part in value):
+            return False
     return record.kind in KINDS
 
 
@@ -116,11 +164,30 @@ def all_records(paths: Paths) -> list[tuple[Path, Record | None]]:
     return [(p, read(p)) for p in files]
 
 
+def find(paths: Paths, kind: str, key: str, where: Callable[[Record], bool]) -> list[tuple[Path, Record]]:
+    """The records of `kind` with `key` (a unit's profile, a job's id) that `where` accepts, whatever host or
+    cluster their file names carry; the old unkeyed name (KIND-KEY.json) too."""
+    try:
+        names = os.listdir(paths.records_dir)
+    except OSError:
+        return []
+    prefix, legacy = f"{kind}-{key}@", f"{kind}-{key}.json"
+    found = []
+    for name in sorted(names):
+        if name == legacy or (name.startswith(prefix) and name.endswith(".json")):
+            record = read(paths.records_dir / name)
+            if record is not None and record.kind == kind and where(record):
+                found.append((paths.records_dir / name, record))
+    return found
+
+
 def find_job(paths: Paths, job_id: str) -> Record | None:
-    path = paths.records_dir / f"job-{job_id}.json"
-    return read(path) if path.exists() else None
+    """This cluster's record of job `job_id` (Slurm reuses job ids across clusters)."""
+    found = find(paths, "job", job_id, lambda r: r.job_id == job_id and is_this_cluster(r.cluster))
+    return found[0][1] if found else None
 
 
 def find_unit(paths: Paths, profile: str) -> Record | None:
-    path = paths.records_dir / f"unit-{profile}.json"
-    return read(path) if path.exists() else None
+    """This host's record of the unit of `profile` (hosts sharing a home each have their own)."""
+    found = find(paths, "unit", profile, lambda r: r.profile == profile and is_this_host(r.host))
+    return found[0][1] if found else None
