@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from jupyter_hop.errors import HopError
 from jupyter_hop.profile.model import HOST_RE, USER_RE, Profile
-from jupyter_hop.server import launcher
+from jupyter_hop.server import placement
 from jupyter_hop.tracking import instructions
 from jupyter_hop.tracking.records import Record
 
@@ -222,7 +222,7 @@ BAD_ENV = [
 
 
 def test_placement_takes_good_environment_values() -> None:
-    where = launcher.placement(Profile("p"), JOB_ENV)
+    where = placement.placement(Profile("p"), JOB_ENV)
     assert (where.kind, where.host, where.login_host, where.ssh_user, where.job_id) == (
         "job", "c0412", "login1", "alice", "81234")
 
@@ -230,7 +230,7 @@ def test_placement_takes_good_environment_values() -> None:
 @pytest.mark.parametrize(("var", "value"), BAD_ENV)
 def test_placement_refuses_bad_environment_values(var: str, value: str) -> None:
     with pytest.raises(HopError) as caught:
-        launcher.placement(Profile("p"), {**JOB_ENV, var: value})
+        placement.placement(Profile("p"), {**JOB_ENV, var: value})
     message = caught.value.message
     assert message.startswith(f"{var} = {value!r} is not allowed: ") and "\n" not in message, message
 
@@ -239,13 +239,13 @@ def test_profile_values_take_precedence_over_the_environment() -> None:
     """ssh.login_host and ssh.user replace the environment's values, so a bad one there is never used."""
     profile = Profile("p")
     profile.ssh.login_host, profile.ssh.user = "login2", "bob"
-    where = launcher.placement(profile, {**JOB_ENV, "SLURM_SUBMIT_HOST": "-x", "LOGNAME": "a b"})
+    where = placement.placement(profile, {**JOB_ENV, "SLURM_SUBMIT_HOST": "-x", "LOGNAME": "a b"})
     assert (where.login_host, where.ssh_user) == ("login2", "bob")
 
 
 def test_user_name_is_looked_up_in_getpass_order() -> None:
     """USER when LOGNAME is unset (as getpass.getuser() does), and it is checked too."""
     env = {k: v for k, v in JOB_ENV.items() if k != "LOGNAME"}
-    assert launcher.placement(Profile("p"), {**env, "USER": "carol"}).ssh_user == "carol"
+    assert placement.placement(Profile("p"), {**env, "USER": "carol"}).ssh_user == "carol"
     with pytest.raises(HopError, match=r"^USER = 'c d' is not allowed"):
-        launcher.placement(Profile("p"), {**env, "USER": "c d"})
+        placement.placement(Profile("p"), {**env, "USER": "c d"})

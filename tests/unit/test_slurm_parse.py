@@ -11,8 +11,8 @@ import pytest
 
 from jupyter_hop.errors import HopError
 from jupyter_hop.paths import Paths
-from jupyter_hop.slurm import batch, jobs, tools
-from jupyter_hop.tracking import records
+from jupyter_hop.slurm import batch, jobs, submissions, tools
+from jupyter_hop.tracking import place, records
 from jupyter_hop.tracking.records import Record
 
 SQUEUE = """\
@@ -92,8 +92,8 @@ def make_record(job_id: str) -> Record:
                   login_host="login1", job_id=job_id)
 
 
-def submission(paths: Paths, job_id: str) -> jobs.Submission:
-    return jobs.Submission(job_id, "p", str(batch.log_path(paths, "p", job_id)), time.time())
+def submission(paths: Paths, job_id: str) -> submissions.Submission:
+    return submissions.Submission(job_id, "p", str(batch.log_path(paths, "p", job_id)), time.time())
 
 
 def test_ready_when_the_record_appears(tmp_path: Path) -> None:
@@ -198,7 +198,7 @@ def test_ended_job_with_a_dead_record_fails_instead_of_looping(tmp_path: Path) -
     """A record left by a killed launcher, whose server does not answer, on a job that has ended."""
     paths = Paths(tmp_path / "c", tmp_path / "s", tmp_path / "r")
     dead = make_record("9")
-    dead.host = jobs.this_host()  # reachable from here, and nothing listens on port 1
+    dead.host = place.this_host()  # reachable from here, and nothing listens on port 1
     records.write(paths, dead)
     ended = tools.JobState("9", "CANCELLED")
     started = time.monotonic()

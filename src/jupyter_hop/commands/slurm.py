@@ -12,7 +12,7 @@ from jupyter_hop.output import show_instructions
 
 if TYPE_CHECKING:
     from jupyter_hop.paths import Paths
-    from jupyter_hop.slurm.jobs import Submission
+    from jupyter_hop.slurm.submissions import Submission
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -97,14 +97,14 @@ def instructions(
     from jupyter_hop.errors import HopError
     from jupyter_hop.paths import Paths
     from jupyter_hop.profile import store
-    from jupyter_hop.slurm import jobs
+    from jupyter_hop.slurm import jobs, submissions
     from jupyter_hop.tracking import records
 
     paths = Paths.from_env()
     style = "config" if ssh_config else "command"
-    jobs.check_job_id(job_id)
+    submissions.check_job_id(job_id)
     if wait and records.find_job(paths, job_id) is None:
-        submission = jobs.read_submission(paths, job_id)
+        submission = submissions.read_submission(paths, job_id)
         if submission is None:
             raise HopError(f"Slurm job {job_id} was not submitted by jupyter-hop for you; "
                            "`jupyter hop slurm status` lists yours")

@@ -6,13 +6,11 @@ import contextlib
 import importlib.util
 import json
 import os
-import pwd
 import secrets
 import shutil
 import socket
 import sys
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -21,10 +19,11 @@ from jupyter_hop import output
 from jupyter_hop.errors import HopError
 from jupyter_hop.fsutil import atomic_write
 from jupyter_hop.paths import Paths, new_launch_dir
-from jupyter_hop.profile.model import Profile, check_host, check_user
+from jupyter_hop.profile.model import Profile
 from jupyter_hop.profile.setup import check_bind_needs_password, locked
 from jupyter_hop.server import child, ownership, probe, serverconfig
 from jupyter_hop.server.child import Launch, Stopper
+from jupyter_hop.server.placement import Placement, cluster_of, node_address, placement
 from jupyter_hop.tracking import place, records
 from jupyter_hop.tracking.procid import ProcessId
 from jupyter_hop.tracking.records import Record
@@ -40,72 +39,6 @@ AUTO_PORT_ATTEMPTS = 3
 # (JUPYTER_HOP_DEBUG from --debug would reach every `jupyter hop` run in a notebook's terminal or kernel).
 SCRUBBED_ENV = ("JUPYTER_TOKEN", "JUPYTER_TOKEN_FILE", "JUPYTER_PORT", "JUPYTER_PORT_RETRIES", "NOTIFY_SOCKET",
                 "JUPYTER_HOP_UNIT", "JUPYTER_RUNTIME_DIR", "JUPYTER_HOP_DEBUG")
-
-
-@dataclass
-class Placement:
-    """Where this launch runs and how the user will reach it; resolved once from the environment."""
-
-    kind: str
-    host: str
-    ssh_user: str
-    login_host: str = ""
-    ssh_host: str = ""
-    job_id: str = ""
-    unit: str = ""
-
-
-def placement(profile: Profile, env: Mapping[str, str]) -> Placement:
-    """Every value here reaches lines the user pastes, so the environment's are checked with the profile's rules
-    (a host name cannot start with '-' or hold a newline), naming the variable that held a bad one."""
-    user = profile.ssh.user or check_user(*_login_name(env))
-    job_id = env.get("SLURM_JOB_ID", "")
-    if job_id:
-        if not job_id.isascii() or not job_id.isdigit():
-            raise HopError(f"SLURM_JOB_ID = {job_id!r} is not allowed: a Slurm job id (digits)")
-        node = _env_host(env, "SLURMD_NODENAME") or _this_host(short=True)
-        # The concrete login node the job came from: a load-balanced alias may land on another one.
-        login = profile.ssh.login_host or _env_host(env, "SLURM_SUBMIT_HOST")
-        return Placement("job", node, user, login_host=login, job_id=job_id)
-    host = _this_host(short=False)
-    unit = env.get("JUPYTER_HOP_UNIT", "")
-    kind = "unit" if unit else "run"
-    return Placement(kind, host, user, ssh_host=profile.ssh.login_host or host, unit=unit)
-
-
-def _login_name(env: Mapping[str, str]) -> tuple[str, str]:
-    """Where the user name comes from (for the error) and what it is, in getpass.getuser()'s order."""
-    for var in ("LOGNAME", "USER", "LNAME", "USERNAME"):
-        if env.get(var):
-            return var, env[var]
-    return f"the user name of uid {os.getuid()}", pwd.getpwuid(os.getuid()).pw_name
-
-
-def _env_host(env: Mapping[str, str], var: str) -> str:
-    value = env.get(var, "")
-    return check_host(var, value) if value else ""
-
-
-def _this_host(*, short: bool) -> str:
-    name = socket.gethostname()
-    return check_host("this host's name (hostname)", name.split(".")[0] if short else name)
-
-
-def node_address(host: str) -> str:
-    """The address other cluster hosts reach this one at: what its name resolves to, never loopback."""
-    try:
-        infos = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)
-    except OSError as exc:
-        raise HopError(
-            f"server.bind = 'node': host name {host!r} does not resolve ({exc}); use bind = localhost"
-        ) from exc
-    for info in infos:
-        address = str(info[4][0])
-        if not address.startswith("127."):
-            return address
-    raise HopError(
-        f"server.bind = 'node': host name {host!r} resolves only to loopback; use bind = localhost or socket"
-    )
 
 
 def check_app(app: str) -> list[str]:
@@ -234,7 +167,7 @@ def run(paths: Paths, profile: Profile, *, out: IO[str], err: IO[str]) -> int:
         hashed = serverconfig.read_hash(paths, profile.name)
         check_bind_needs_password(profile, hashed)
         config = serverconfig.write(paths, profile)
-    address = node_address(socket.gethostname()) if profile.server.bind == "node" else "127.0.0.1"
+    address = node_address(place.this_host()) if profile.server.bind == "node" else "127.0.0.1"
     prune_stale(paths, where.host, err)  # first: an orphaned server may hold the fixed port
     if profile.server.port:
         check_port_free(address, profile.server.port)
@@ -312,17 +245,6 @@ def _start_until_ready(
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-def _cluster(where: Placement) -> str:
-    """A job's cluster, which keys its record; never an error once the server runs (Slurm sets the variable from
-    its own configuration, so a bad value is not expected: the record is then unkeyed, as older ones were)."""
-    if where.kind != "job":
-        return ""
-    try:
-        return place.this_cluster()
-    except HopError:
-        return ""
-
-
 def _record(plan: Plan, launch: Launch, info: dict[str, object], started: float, job_end: float | None) -> Record:
     where, bind = plan.where, plan.profile.server.bind
     # Who the launcher and the server are, so that cleanup never signals a process that merely got their pid.
@@ -355,7 +277,7 @@ def _record(plan: Plan, launch: Launch, info: dict[str, object], started: float,
         argv=list(launcher.argv) if launcher else [],
         server_start=server.start_ticks if server and launcher and server.boot_id == launcher.boot_id else 0,
         server_argv=list(server.argv) if server else [],
-        cluster=_cluster(where),
+        cluster=cluster_of(where),
     )
 
 

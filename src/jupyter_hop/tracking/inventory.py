@@ -94,12 +94,12 @@ def unit_row(unit: UnitState, record: Record | None) -> Row:
 
 def forget_ended_submissions(paths: Paths, queued: dict[str, QueuedJob]) -> None:
     """Submission notes of jobs Slurm no longer queues or runs are of no more use (their logs are kept)."""
-    from jupyter_hop.slurm import jobs
+    from jupyter_hop.slurm import submissions
 
-    for job_id in jobs.known_job_ids(paths):
+    for job_id in submissions.known_job_ids(paths):
         if job_id not in queued:
             with contextlib.suppress(FileNotFoundError):
-                jobs.submission_path(paths, job_id).unlink()
+                submissions.submission_path(paths, job_id).unlink()
 
 
 def job_row(queued: QueuedJob, record: Record | None) -> Row:

@@ -83,10 +83,10 @@ def slurm_jobs(paths: Paths) -> tuple[list[QueuedJob], str]:
     """This user's queued and running jobs, and how the Slurm source went."""
     if not shutil.which("squeue"):
         return [], "absent: squeue is not on PATH"
-    from jupyter_hop.slurm import jobs, tools
+    from jupyter_hop.slurm import submissions, tools
 
     unconfigured = slurm_unconfigured()
-    if unconfigured and not jobs.known_job_ids(paths):
+    if unconfigured and not submissions.known_job_ids(paths):
         return [], f"absent: {unconfigured}"
     try:
         queue = tools.squeue()
@@ -94,7 +94,7 @@ def slurm_jobs(paths: Paths) -> tuple[list[QueuedJob], str]:
         return [], f"error: {_last_line(exc.message)}"
     queued = []
     for job in queue:
-        note = jobs.read_submission(paths, job.job_id)
+        note = submissions.read_submission(paths, job.job_id)
         queued.append(QueuedJob(job, note.profile if note else "", note.submitted if note else None))
     return queued, "ok"
 

@@ -159,10 +159,10 @@ def _stop_unit(paths: Paths, row: inventory.Row, result: Stopped, deadline: floa
 
 
 def _stop_job(paths: Paths, row: inventory.Row, result: Stopped, deadline: float) -> None:
-    from jupyter_hop.slurm import jobs
+    from jupyter_hop.slurm import jobs, submissions
 
     if not place.is_this_cluster(row.cluster):
-        raise HopError(jobs.other_cluster(row.job_id, row.cluster))
+        raise HopError(submissions.other_cluster(row.job_id, row.cluster))
     # scancel, then wait until Slurm no longer runs it (not while COMPLETING), then forget the job's files.
     final = jobs.cancel(paths, row.job_id, timeout=max(deadline - time.monotonic(), 1.0))
     result.actions.append(f"scancel {row.job_id}; the job ended ({final})")
