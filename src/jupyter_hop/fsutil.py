@@ -70,6 +70,19 @@ def atomic_write_all(files: Sequence[tuple[Path, str]], *, mode: int = 0o600) ->
         raise
 
 
+# How many lines of a log an error message shows.
+LOG_TAIL_LINES = 30
+
+
+def tail(path: Path, count: int = LOG_TAIL_LINES) -> str:
+    """The last `count` lines of a text file; "" when it does not exist or cannot be read."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "".join(text.splitlines(keepends=True)[-count:])
+
+
 def read_text(path: Path) -> str | None:
     """The file's text, or None when it does not exist."""
     try:

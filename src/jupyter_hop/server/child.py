@@ -17,8 +17,9 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
+from jupyter_hop.fsutil import LOG_TAIL_LINES
+
 STOP_GRACE = 10.0
-LOG_TAIL_LINES = 30
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 

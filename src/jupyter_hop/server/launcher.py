@@ -294,8 +294,7 @@ def _serve(paths: Paths, plan: Plan, record: Record, launch: Launch, stopper: St
             record, style=plan.profile.ssh.style, show_secret=out.isatty(), hop=instructions.invocation()
         )
         output.write_or_fail(out, text, "the instructions", "the server was stopped")  # by run()
-        endpoint = record.sock or f"{record.address}:{record.port}"
-        child.sd_notify(f"READY=1\nSTATUS=Jupyter ready on {record.host} at {endpoint}", os.environ)
+        child.sd_notify(f"READY=1\nSTATUS=Jupyter ready on {record.host} at {record.endpoint}", os.environ)
         code = child.wait_exit(launch, stopper)
     finally:
         records.remove(paths, record)

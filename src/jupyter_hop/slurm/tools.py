@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pwd
 import re
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from jupyter_hop import proc
 from jupyter_hop.errors import HopError
+from jupyter_hop.fsutil import tail
 
 # States after which the batch script no longer runs (COMPLETING: it ended, Slurm is cleaning up).
 ENDED = frozenset({
@@ -166,10 +166,7 @@ def scancel(job_id: str) -> None:
         raise HopError(f"scancel {job_id} failed: {reason}", detail=result.stderr)
 
 
-def log_tail(path: Path, lines: int = 20) -> str:
-    """The last lines of a job log, for error messages; says so when there is none."""
-    with contextlib.suppress(OSError):
-        text = path.read_text(encoding="utf-8", errors="replace").rstrip("\n")
-        if text:
-            return f"Last lines of {path}:\n" + "\n".join(text.splitlines()[-lines:])
-    return f"(no job log at {path})"
+def log_tail(path: Path) -> str:
+    """The end of a job log, for error messages; says so when there is none."""
+    text = tail(path).rstrip("\n")
+    return f"Last lines of {path}:\n{text}" if text else f"(no job log at {path})"

@@ -13,15 +13,13 @@ from typing import Any
 
 from jupyter_hop import proc
 from jupyter_hop.errors import HopError
-from jupyter_hop.fsutil import atomic_write, private_file, read_text
+from jupyter_hop.fsutil import LOG_TAIL_LINES, atomic_write, private_file, read_text, tail
 from jupyter_hop.paths import Paths
 from jupyter_hop.profile.model import Profile
 from jupyter_hop.systemd import systemctl
 from jupyter_hop.systemd import unit as unit_file
 from jupyter_hop.tracking import records
 from jupyter_hop.tracking.records import Record
-
-LOG_TAIL_LINES = 30
 
 
 def home() -> Path:
@@ -185,8 +183,7 @@ def log_tail(paths: Paths, name: str, lines: int) -> str:
         with contextlib.suppress(HopError):
             return proc.run(systemctl.journal_argv(unit, lines), timeout=20, what="reading the journal").stdout
         return ""
-    text = read_text(unit_file.log_path(paths, name)) or ""
-    return "".join(text.splitlines(keepends=True)[-lines:])
+    return tail(unit_file.log_path(paths, name), lines)
 
 
 def follow_log(paths: Paths, name: str, lines: int) -> Iterator[str]:

@@ -7,8 +7,9 @@ import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from jupyter_hop.fields import Kind
 from jupyter_hop.paths import Paths
 from jupyter_hop.slurm import tools
 from jupyter_hop.tracking import records
@@ -18,7 +19,9 @@ from jupyter_hop.tracking.records import Record
 from jupyter_hop.tracking.sources import QueuedJob, UnitState, slurm_jobs, systemd_units
 from jupyter_hop.tracking.stale import elsewhere, remove_stale, stale_reason
 
-KINDS = ("unit", "job", "run")
+# The order of `list`: units, then jobs, then foreground runs.
+ROW_ORDER: tuple[Kind, ...] = ("unit", "job", "run")
+State = Literal["pending", "starting", "ready", "stopped", "failed", "stale"]
 
 
 @dataclass
@@ -27,8 +30,8 @@ class Row:
 
     key: str  # what `jupyter hop stop` takes: job id, profile of a unit, HOST-PID of a foreground run
     profile: str
-    kind: str  # run, unit or job
-    state: str  # pending, starting, ready, stopped, failed or stale
+    kind: Kind
+    state: State
     host: str = ""
     port: int = 0
     sock: str = ""
@@ -45,11 +48,7 @@ class Row:
 
     @property
     def endpoint(self) -> str:
-        if self.sock:
-            return self.sock
-        if self.port:
-            return f"{self.address or '127.0.0.1'}:{self.port}"
-        return ""
+        return records.endpoint(self.address, self.port, self.sock)
 
     def to_dict(self, now: float) -> dict[str, Any]:
         data = asdict(self)
@@ -75,6 +74,7 @@ class Inventory:
 
 def unit_row(unit: UnitState, record: Record | None) -> Row:
     """A unit's row: systemd's state, the server's address from the record once the launcher wrote it."""
+    state: State
     if unit.active == "active":
         state, note = "ready", "" if record else "running, but it wrote no record"
     elif unit.active in ("activating", "reloading"):
@@ -105,6 +105,7 @@ def forget_ended_submissions(paths: Paths, queued: dict[str, QueuedJob]) -> None
 def job_row(queued: QueuedJob, record: Record | None) -> Row:
     job = queued.job
     profile = record.profile if record else queued.profile
+    state: State
     if job.state in tools.PENDING:
         state = "pending"
     elif job.state in ("RUNNING", "CONFIGURING"):
@@ -134,7 +135,7 @@ def _fill_from_record(row: Row, record: Record) -> None:
     row.started = record.started
 
 
-def record_row(record: Record, state: str, note: str, path: Path) -> Row:
+def record_row(record: Record, state: State, note: str, path: Path) -> Row:
     row = Row(key=record.key, profile=record.profile, kind=record.kind, state=state, job_id=record.job_id,
               unit=record.unit, ends=record.job_end, note=note, record=str(path), cluster=record.cluster)
     _fill_from_record(row, record)
@@ -189,7 +190,7 @@ def gather(paths: Paths, *, clean: bool = True, include_stopped: bool = False) -
             inventory.rows.append(row)
     if clean and jobs is not None:
         forget_ended_submissions(paths, jobs)
-    inventory.rows.sort(key=lambda r: (KINDS.index(r.kind), r.key))
+    inventory.rows.sort(key=lambda r: (ROW_ORDER.index(r.kind), r.key))
     return inventory
 
 

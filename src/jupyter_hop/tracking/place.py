@@ -7,9 +7,9 @@ import os
 import re
 import shutil
 import socket
-import subprocess
 from pathlib import Path
 
+from jupyter_hop import proc
 from jupyter_hop.errors import HopError
 
 # Where Slurm's tools look for their configuration (the last one: configless nodes cache it there).
@@ -80,8 +80,8 @@ def _scontrol_cluster() -> str:
     if not scontrol:
         return ""
     try:
-        out = subprocess.run([scontrol, "show", "config"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
+        out = proc.run([scontrol, "show", "config"], timeout=10, what="asking Slurm for its cluster name").stdout
+    except HopError:
         return ""
     for line in out.splitlines():
         name, sep, value = line.partition("=")

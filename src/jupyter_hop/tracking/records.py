@@ -11,26 +11,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jupyter_hop import fields
 from jupyter_hop.errors import HopError
+from jupyter_hop.fields import BINDS, KINDS, App, Bind, Kind
 from jupyter_hop.fsutil import atomic_write, exclusive, private_dir
 from jupyter_hop.paths import Paths
 from jupyter_hop.tracking.place import is_this_cluster, is_this_host
 from jupyter_hop.tracking.procid import ProcessId, recorded
 
-KINDS = ("run", "unit", "job")
-
 
 @dataclass
 class Record:
-    kind: str  # run (foreground), unit (systemd user unit) or job (Slurm batch job)
+    kind: Kind  # run (foreground), unit (systemd user unit) or job (Slurm batch job)
     profile: str
     host: str  # short host name of the machine the server runs on
-    bind: str  # localhost, socket or node
+    bind: Bind  # localhost, socket or node
     address: str  # the address the server listens on ("" for a socket)
     port: int  # 0 for a socket
     sock: str  # Unix socket path, or ""
     base_url: str
-    app: str
+    app: App
     pid: int  # the launcher's pid on `host`
     server_pid: int
     started: float  # epoch seconds
@@ -74,6 +74,11 @@ class Record:
         return f"{self.kind}-{_safe(self.key)}.json"
 
     @property
+    def endpoint(self) -> str:
+        """Where the server listens on its host: the socket path, or ADDRESS:PORT."""
+        return endpoint(self.address, self.port, self.sock)
+
+    @property
     def launcher_id(self) -> ProcessId | None:
         return recorded(self.pid, self.pid_start, self.boot_id, self.argv)
 
@@ -94,6 +99,13 @@ class Record:
     def from_dict(cls, data: dict[str, Any]) -> Record:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def endpoint(address: str, port: int, sock: str) -> str:
+    """A listening socket in words: the Unix socket's path, or ADDRESS:PORT; "" when there is neither."""
+    if sock:
+        return sock
+    return f"{address or '127.0.0.1'}:{port}" if port else ""
 
 
 def _safe(part: str) -> str:
@@ -129,12 +141,6 @@ def remove(paths: Paths, record: Record) -> None:
                 os.unlink(path)
 
 
-# What each field's JSON value must be (annotations are strings here: `from __future__ import annotations`).
-_FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "str": (str,), "int": (int,), "float": (int, float), "float | None": (int, float, type(None)), "list[str]": (list,),
-}
-
-
 def read(path: Path) -> Record | None:
     """A record, or None when the file vanished or is not a record (a torn or foreign file)."""
     try:
@@ -147,13 +153,9 @@ def read(path: Path) -> Record | None:
 
 def _well_formed(record: Record) -> bool:
     """Every field of the type the code using it expects, so a hand-edited file cannot become a traceback."""
-    for item in dataclasses.fields(record):
-        value = getattr(record, item.name)
-        if isinstance(value, bool) or not isinstance(value, _FIELD_TYPES[str(item.type)]):
-            return False
-        if isinstance(value, list) and not all(isinstance(part, str) for part in value):
-            return False
-    return record.kind in KINDS
+    if not all(fields.fits(item, getattr(record, item.name)) for item in dataclasses.fields(record)):
+        return False
+    return record.kind in KINDS and record.bind in BINDS
 
 
 def all_records(paths: Paths) -> list[tuple[Path, Record | None]]:
