@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -9,3 +10,13 @@ import typer
 ProfileName = Annotated[str, typer.Argument(help="Profile name.", show_default=True)]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 SshConfig = Annotated[bool, typer.Option("--ssh-config", help="Show an ~/.ssh/config block instead of a command.")]
+
+
+def group(name: str, help: str) -> tuple[typer.Typer, Callable[[typer.Typer], None]]:
+    """A command group (`jupyter hop NAME ...`) and the function that adds it to the root app."""
+    app = typer.Typer(no_args_is_help=True, help=help)
+
+    def register(root: typer.Typer) -> None:
+        root.add_typer(app, name=name)
+
+    return app, register

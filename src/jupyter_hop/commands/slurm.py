@@ -7,21 +7,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from jupyter_hop.commands.options import Json, ProfileName, SshConfig
+from jupyter_hop.commands.options import Json, ProfileName, SshConfig, group
 from jupyter_hop.output import show_instructions
 
 if TYPE_CHECKING:
     from jupyter_hop.paths import Paths
     from jupyter_hop.slurm.submissions import Submission
 
-app = typer.Typer(
-    no_args_is_help=True,
-    help="Run the Jupyter server as a Slurm batch job on a compute node.",
-)
-
-
-def register(root: typer.Typer) -> None:
-    root.add_typer(app, name="slurm")
+app, register = group("slurm", "Run the Jupyter server as a Slurm batch job on a compute node.")
 
 
 JobId = Annotated[str, typer.Argument(help="Slurm job id (`jupyter hop slurm status` lists yours).")]

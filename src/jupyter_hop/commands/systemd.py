@@ -7,21 +7,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from jupyter_hop.commands.options import Json, ProfileName
+from jupyter_hop.commands.options import Json, ProfileName, group
 from jupyter_hop.output import emit_json, say, show_instructions, warn
 
 if TYPE_CHECKING:
     from jupyter_hop.paths import Paths
     from jupyter_hop.profile.model import Profile
 
-app = typer.Typer(
-    no_args_is_help=True,
-    help="Run a profile's server as a systemd user unit: always there, restarted when it crashes.",
+app, register = group(
+    "systemd", "Run a profile's server as a systemd user unit: always there, restarted when it crashes."
 )
-
-
-def register(root: typer.Typer) -> None:
-    root.add_typer(app, name="systemd")
 
 
 def _load(name: str) -> tuple[Paths, Profile]:
