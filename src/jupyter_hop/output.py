@@ -19,6 +19,13 @@ def emit_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
+def table(lines: list[list[str]]) -> str:
+    """Columns padded to their widest cell, two spaces apart, no trailing blanks; the first line is the header."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() + "\n"
+                   for line in lines)
+
+
 def say(text: str = "") -> None:
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     sys.stdout.flush()

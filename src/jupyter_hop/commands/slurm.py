@@ -115,7 +115,7 @@ def status(
     """List your jupyter-hop jobs: state, node, time left."""
     from dataclasses import asdict
 
-    from jupyter_hop.output import emit_json, say
+    from jupyter_hop.output import emit_json, say, table
     from jupyter_hop.paths import Paths
     from jupyter_hop.slurm import jobs
 
@@ -126,14 +126,12 @@ def status(
     if not rows:
         say("No jupyter-hop Slurm jobs are queued or running.")
         return
-    table = [("JOBID", "PROFILE", "STATE", "NODE", "TIME LEFT", "READY")]
+    lines = [["JOBID", "PROFILE", "STATE", "NODE", "TIME LEFT", "READY"]]
     for row in rows:
         state = f"{row.state} ({row.reason})" if row.state == "PENDING" and row.reason else row.state
-        table.append((row.job_id, row.profile, state, row.node or "-", row.time_left or "-",
-                      "yes" if row.ready else "no"))
-    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
-    for r in table:
-        say("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+        lines.append([row.job_id, row.profile, state, row.node or "-", row.time_left or "-",
+                      "yes" if row.ready else "no"])
+    sys.stdout.write(table(lines))
 
 
 @app.command()

@@ -19,13 +19,12 @@ from jupyter_hop.slurm.submissions import (
     Submission,
     check_job_id,
     forget,
-    known_job_ids,
     other_cluster,
     other_clusters,
     read_submission,
     submission_path,
 )
-from jupyter_hop.tracking import records
+from jupyter_hop.tracking import inventory, records
 from jupyter_hop.tracking.place import is_this_host, this_cluster
 from jupyter_hop.tracking.records import Record
 
@@ -218,32 +217,25 @@ class JobStatus:
 
 
 def status(paths: Paths) -> list[JobStatus]:
-    """The user's jupyter-hop jobs that Slurm still runs or queues; ended ones are forgotten (their submission
-    note and any record a killed launcher left behind), their logs are kept."""
-    ids = known_job_ids(paths)
-    if not ids:
-        return []
-    live = {job.job_id: job for job in tools.squeue()}
-    rows = []
-    for job_id in ids:
-        submission = read_submission(paths, job_id)
-        record = records.find_job(paths, job_id)
-        job = live.get(job_id)
-        if job is None or job.ended:
-            forget(paths, job_id)
-            continue
-        profile = record.profile if record else (submission.profile if submission else "")
-        rows.append(JobStatus(
-            job_id=job_id,
-            profile=profile,
-            state=job.state,
-            reason=job.reason,
-            node=job.node,
-            time_left=job.time_left,
-            ready=record is not None,
-            log=submission.log if submission else "",
+    """The user's jupyter-hop jobs that Slurm still runs or queues: the job rows of the inventory, which also
+    forgets ended ones (their submission note and any record a killed launcher left behind); logs are kept."""
+    rows = [row for row in inventory.gather(paths, units=False).rows if row.kind == "job" and row.job is not None]
+    rows.sort(key=lambda row: int(row.job_id))
+    found = []
+    for row in rows:
+        assert row.job is not None
+        note = read_submission(paths, row.job_id)
+        found.append(JobStatus(
+            job_id=row.job_id,
+            profile=row.profile,
+            state=row.job.state,
+            reason=row.job.reason,
+            node=row.job.node,
+            time_left=row.job.time_left,
+            ready=row.state == "ready",
+            log=note.log if note else "",
         ))
-    return rows
+    return found
 
 
 def cancel(paths: Paths, job_id: str, *, timeout: float = CANCEL_TIMEOUT) -> str:

@@ -9,9 +9,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from jupyter_hop import output
 from jupyter_hop.fields import Kind
 from jupyter_hop.paths import Paths
 from jupyter_hop.slurm import tools
+from jupyter_hop.slurm.tools import JobState
 from jupyter_hop.tracking import records
 from jupyter_hop.tracking.liveness import is_here
 from jupyter_hop.tracking.place import this_host
@@ -45,6 +47,7 @@ class Row:
     note: str = ""  # pending reason, failure, what cleaning did
     record: str = ""  # the record file, when there is one
     cleaned: bool = False  # a stale record that was removed
+    job: JobState | None = None  # what squeue says of a job (not part of the row's JSON: `slurm status` shows it)
 
     @property
     def endpoint(self) -> str:
@@ -52,6 +55,7 @@ class Row:
 
     def to_dict(self, now: float) -> dict[str, Any]:
         data = asdict(self)
+        del data["job"]
         data["endpoint"] = self.endpoint
         data["age"] = round(now - self.started, 1) if self.started else None
         data["time_left"] = round(max(self.ends - now, 0.0), 1) if self.ends and self.state != "stale" else None
@@ -116,7 +120,8 @@ def job_row(queued: QueuedJob, record: Record | None) -> Row:
         state = "stopped"
     note = job.reason if state == "pending" else ("" if state in ("ready", "starting") else job.state)
     row = Row(key=job.job_id, profile=profile, kind="job", state=state, host=job.node, job_id=job.job_id,
-              started=queued.submitted, ends=job.end if state in ("ready", "starting") else None, note=note)
+              started=queued.submitted, ends=job.end if state in ("ready", "starting") else None, note=note,
+              job=job)
     if record is not None and state == "ready":
         _fill_from_record(row, record)
         row.ends = job.end or record.job_end
@@ -142,20 +147,21 @@ def record_row(record: Record, state: State, note: str, path: Path) -> Row:
     return row
 
 
-def gather(paths: Paths, *, clean: bool = True, include_stopped: bool = False) -> Inventory:
-    """Every server jupyter-hop knows of; stale records are reported as such and, with `clean`, removed."""
+def gather(paths: Paths, *, clean: bool = True, include_stopped: bool = False, units: bool = True) -> Inventory:
+    """Every server jupyter-hop knows of; stale records are reported as such and, with `clean`, removed.
+    `units=False` leaves systemd unasked (for `slurm status`, which shows jobs only)."""
     inventory = Inventory()
     found = records.all_records(paths)
     inventory.sources["records"] = "ok"
-    unit_list, inventory.sources["systemd"] = systemd_units(include_stopped)
+    unit_list, inventory.sources["systemd"] = systemd_units(include_stopped) if units else ([], "absent: not asked")
     job_list, inventory.sources["slurm"] = slurm_jobs(paths)
-    units = {u.unit: u for u in unit_list} if inventory.sources["systemd"] == "ok" else None
+    unit_states = {u.unit: u for u in unit_list} if inventory.sources["systemd"] == "ok" else None
     jobs = {q.job.job_id: q for q in job_list} if inventory.sources["slurm"] == "ok" else None
     live: dict[tuple[str, str], tuple[Path, Record]] = {}
     for path, record in found:
         if record is None:
             continue  # a torn or foreign file: not ours to judge or delete
-        reason = stale_reason(record, units, jobs)
+        reason = stale_reason(record, unit_states, jobs)
         if reason:
             row = record_row(record, "stale", reason, path)
             if clean:
@@ -165,16 +171,16 @@ def gather(paths: Paths, *, clean: bool = True, include_stopped: bool = False) -
             inventory.rows.append(row)
             continue
         where = elsewhere(record)
-        if where:  # shown as it is, never matched with this host's units or this cluster's queue
+        if where:  # shown as it is, never matched with this host's unit_states or this cluster's queue
             inventory.rows.append(record_row(record, "ready", where, path))
             continue
         live.setdefault((record.kind, record.key), (path, record))
-        if record.kind == "run" or (record.kind == "unit" and units is None):
+        if record.kind == "run" or (record.kind == "unit" and unit_states is None):
             inventory.rows.append(record_row(record, "ready", "", path))
         elif record.kind == "job" and jobs is None:
             here = is_here(record)
             inventory.rows.append(record_row(record, "ready", "" if here else "Slurm not reachable: not checked", path))
-    for unit in units.values() if units else []:
+    for unit in unit_states.values() if unit_states else []:
         path_record = live.get(("unit", unit.profile))
         row = unit_row(unit, path_record[1] if path_record else None)
         row.record = str(path_record[0]) if path_record else ""
@@ -225,9 +231,7 @@ def render(inventory: Inventory, now: float | None = None) -> str:
         table.append([row.key, row.profile, row.kind, row.state, row.host or "-", row.endpoint or "-",
                       duration(data["age"]), duration(data["time_left"]) if data["time_left"] is not None else "-",
                       row.note])
-    widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in table]
-    return "\n".join(lines) + "\n"
+    return output.table(table)
 
 
 def to_json(inventory: Inventory, now: float | None = None) -> dict[str, Any]:
