@@ -14,8 +14,9 @@ if TYPE_CHECKING:
     import jinja2
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-# Characters no quoting can carry through a one-line directive or shell line.
-_UNCARRIABLE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# Characters no quoting can carry through a one-line directive or shell line: control characters, including
+# the C1 ones and the Unicode line separators, which some readers of a script or unit take for a line break.
+_UNCARRIABLE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def template_root() -> Path:
