@@ -84,7 +84,7 @@ def _start(name: str, *, restart: bool) -> None:
     from jupyter_hop.systemd import ops
 
     paths, profile = _load(name)
-    _, _, stale = ops.installed_unit(paths, profile)
+    stale = ops.check_installed(paths, profile)
     if stale:
         warn(stale)
     _instructions(profile, ops.start(paths, profile, restart=restart))
@@ -107,28 +107,30 @@ def status(
     as_json: Json = False,
 ) -> None:
     """systemd's state of the unit, since when, and where the server answers."""
+    from dataclasses import asdict
+
     from jupyter_hop.paths import Paths
     from jupyter_hop.profile.model import check_name
     from jupyter_hop.systemd import ops, systemctl
 
     info = ops.status(Paths.from_env(), check_name(name))
     if as_json:
-        emit_json(info)
+        emit_json(asdict(info))
         return
-    if info["load_state"] == "not-found":
-        say(f"{info['unit']}: not installed (`jupyter hop systemd install {name}` installs it)")
+    if info.load_state == "not-found":
+        say(f"{info.unit}: not installed (`jupyter hop systemd install {name}` installs it)")
         return
-    line = f"{info['unit']}: {info['active_state']} ({info['sub_state']})"
-    if info["since"]:
-        line += f" since {systemctl.format_since(info['since'])}"
-    if info["main_pid"]:
-        line += f", pid {info['main_pid']}"
-    say(line + f", restarted {info['restarts']} times")
-    if info["active_state"] == "failed" or info["result"] not in ("", "success"):
-        say(f"  last run ended with: {info['result']} (`jupyter hop systemd logs {name}` shows why)")
-    say(f"  unit file: {info['unit_file']} ({info['unit_file_state']})")
-    if info["url"]:
-        say(f"  server: {info['url']} on {info['host']}")
+    line = f"{info.unit}: {info.active_state} ({info.sub_state})"
+    if info.since:
+        line += f" since {systemctl.format_since(info.since)}"
+    if info.main_pid:
+        line += f", pid {info.main_pid}"
+    say(line + f", restarted {info.restarts} times")
+    if info.active_state == "failed" or info.result not in ("", "success"):
+        say(f"  last run ended with: {info.result} (`jupyter hop systemd logs {name}` shows why)")
+    say(f"  unit file: {info.unit_file} ({info.unit_file_state})")
+    if info.url:
+        say(f"  server: {info.url} on {info.host}")
         say(f"  connect: jupyter hop instructions {name}")
 
 
@@ -169,8 +171,8 @@ def uninstall(name: ProfileName = "default") -> None:
     from jupyter_hop.profile.model import check_name
     from jupyter_hop.systemd import ops
 
-    path, existed = ops.uninstall(Paths.from_env(), check_name(name))
-    if existed:
-        say(f"Uninstalled: {path} is gone and the user manager no longer knows the unit.")
+    done = ops.uninstall(Paths.from_env(), check_name(name))
+    if done.existed:
+        say(f"Uninstalled: {done.path} is gone and the user manager no longer knows the unit.")
     else:
-        say(f"Nothing to uninstall: {path} does not exist and the user manager does not know the unit.")
+        say(f"Nothing to uninstall: {done.path} does not exist and the user manager does not know the unit.")

@@ -9,7 +9,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from jupyter_hop import proc
 from jupyter_hop.errors import HopError
@@ -76,8 +75,8 @@ def install(paths: Paths, profile: Profile, *, force: bool) -> Installed:
     return Installed(path, old != text, systemctl.linger(user).advice(user), running)
 
 
-def installed_unit(paths: Paths, profile: Profile) -> tuple[str, Path, str]:
-    """The unit name, its file, and a warning when the file no longer matches the profile (or "")."""
+def check_installed(paths: Paths, profile: Profile) -> str:
+    """Refuse a unit that is not installed; a warning when its file no longer matches the profile, else ""."""
     unit = unit_file.unit_name(profile.name)
     path = installed_path(unit)
     text = read_text(path)
@@ -94,12 +93,13 @@ def installed_unit(paths: Paths, profile: Profile) -> tuple[str, Path, str]:
                      f"`jupyter hop systemd install {profile.name} --force` updates it")
         if spec.log_file:
             private_file(Path(spec.log_file))  # a missing log dir would make the start fail
-    return unit, path, stale
+    return stale
 
 
 def start(paths: Paths, profile: Profile, *, restart: bool = False) -> Record:
     """Start (or restart) the unit; Type=notify makes systemctl return only once the server answers."""
-    unit, _, _ = installed_unit(paths, profile)
+    check_installed(paths, profile)
+    unit = unit_file.unit_name(profile.name)
     timeout = profile.server.ready_timeout + unit_file.START_MARGIN + 30
     # After a run of failures systemd refuses starts ("start request repeated too quickly") until reset.
     systemctl.run(["reset-failed", unit], timeout=20)
@@ -145,28 +145,47 @@ def _drop_dead_record(paths: Paths, name: str) -> None:
         records.remove(paths, record)
 
 
-def status(paths: Paths, name: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class UnitStatus:
+    """systemd's view of a profile's unit, and where its server answers (from its record)."""
+
+    profile: str
+    unit: str
+    load_state: str
+    active_state: str
+    sub_state: str
+    unit_file_state: str
+    unit_file: str
+    main_pid: int
+    restarts: int
+    result: str
+    since: float | None  # when it last became active, while it is
+    url: str
+    host: str
+
+
+def status(paths: Paths, name: str) -> UnitStatus:
     """systemd's view of the unit plus the server's address from its record."""
     unit = unit_file.unit_name(name)
     systemctl.require_manager()
     state = systemctl.show(unit)
-    since = systemctl.since_epoch(state) if state.get("ActiveState") == "active" else None
-    record = records.find_unit(paths, name) if state.get("ActiveState") == "active" else None
-    return {
-        "profile": name,
-        "unit": unit,
-        "load_state": state.get("LoadState", ""),
-        "active_state": state.get("ActiveState", ""),
-        "sub_state": state.get("SubState", ""),
-        "unit_file_state": state.get("UnitFileState", ""),
-        "unit_file": state.get("FragmentPath", ""),
-        "main_pid": int(state.get("MainPID") or 0),
-        "restarts": int(state.get("NRestarts") or 0),
-        "result": state.get("Result", ""),
-        "since": since,
-        "url": server_url(record) if record else "",
-        "host": record.host if record else "",
-    }
+    active = state.get("ActiveState") == "active"
+    record = records.find_unit(paths, name) if active else None
+    return UnitStatus(
+        profile=name,
+        unit=unit,
+        load_state=state.get("LoadState", ""),
+        active_state=state.get("ActiveState", ""),
+        sub_state=state.get("SubState", ""),
+        unit_file_state=state.get("UnitFileState", ""),
+        unit_file=state.get("FragmentPath", ""),
+        main_pid=int(state.get("MainPID") or 0),
+        restarts=int(state.get("NRestarts") or 0),
+        result=state.get("Result", ""),
+        since=systemctl.since_epoch(state) if active else None,
+        url=server_url(record) if record else "",
+        host=record.host if record else "",
+    )
 
 
 def server_url(record: Record) -> str:
@@ -207,9 +226,14 @@ def follow_log(paths: Paths, name: str, lines: int) -> Iterator[str]:
         time.sleep(0.2)
 
 
-def uninstall(paths: Paths, name: str) -> tuple[Path, bool]:
-    """Stop, disable, remove the file, reload: afterwards the manager no longer knows the unit.
-    Returns the unit file and whether there was anything to uninstall."""
+@dataclass(frozen=True)
+class Uninstalled:
+    path: Path  # the unit file, gone now
+    existed: bool  # whether there was anything to uninstall
+
+
+def uninstall(paths: Paths, name: str) -> Uninstalled:
+    """Stop, disable, remove the file, reload: afterwards the manager no longer knows the unit."""
     unit = unit_file.unit_name(name)
     path = installed_path(unit)
     existed = path.exists() or systemctl.known(unit)
@@ -224,4 +248,4 @@ def uninstall(paths: Paths, name: str) -> tuple[Path, bool]:
     # A unit that failed stays in the manager's memory until reset, even without its file.
     systemctl.run(["reset-failed", unit], timeout=20)
     _drop_dead_record(paths, name)
-    return path, existed
+    return Uninstalled(path, existed)
