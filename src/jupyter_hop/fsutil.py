@@ -15,7 +15,7 @@ from jupyter_hop.errors import HopError
 
 
 def private_dir(path: Path) -> Path:
-    """Create `path` and its missing parents as 0700, and make sure the leaf is ours and closed to others."""
+    """Create `path` and its missing parents as 0700, and make sure the leaf is ours and 0700."""
     try:
         # mkdir(parents=True) would give missing parents the umask's mode (often 0755): create each one 0700
         missing = [p for p in [path, *path.parents] if not p.exists()]
@@ -26,9 +26,8 @@ def private_dir(path: Path) -> Path:
             raise HopError(f"{path} is not a directory; move it away and try again")
         if info.st_uid != os.getuid():
             raise HopError(f"{path} belongs to uid {info.st_uid}, not to you; refusing to use it")
-        mode = stat.S_IMODE(info.st_mode)
-        if mode & 0o077:  # closed to others; what the owner may do stays the owner's choice (a 0500 dir stays)
-            path.chmod(mode & 0o700)
+        if stat.S_IMODE(info.st_mode) != 0o700:
+            path.chmod(0o700)
     except OSError as exc:
         raise HopError(f"cannot create directory {path}: {exc.strerror}") from exc
     return path
