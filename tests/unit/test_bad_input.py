@@ -43,20 +43,14 @@ def stray_json(tree: HopTree) -> None:
     (tree.server_dir("good") / "jupyter_server_config.json").write_text('{"IdentityProvider": {"token": "x"}}\n')
 
 
-# What the error says about a directory that cannot be written: a read-only mount, or (not root) its modes.
-READ_ONLY = "Read-only" if os.geteuid() == 0 else "Permission denied"
-
-
 def read_only(path: Callable[[HopTree], Path]) -> Callable[[HopTree], list[str]]:
-    """Run the command with `path` read-only: as root (who ignores modes) a read-only bind mount in a private
-    mount namespace; as anyone else the directory's write bit, taken away for the command and given back."""
+    """Run the command in a private mount namespace where `path` is mounted read-only (root ignores modes)."""
 
     def wrap(tree: HopTree) -> list[str]:
         target = str(path(tree))
         if os.geteuid() != 0:
-            dirs = 'find "$t" -type d -exec chmod u'
-            script = f't=$1; shift; {dirs}-w {{}} + && {{ "$@"; rc=$?; {dirs}+w {{}} +; exit $rc; }}'
-            return ["sh", "-c", script, "sh", target]
+            # modes would not do: jupyter-hop makes its own dirs 0700 again (tests/lab/test_faults.py)
+            pytest.skip("a read-only mount needs root; CI runs these as root")
         script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" "$1" && shift && exec "$@"'
         return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", target]
 
@@ -270,25 +264,25 @@ CASES = [
     Case(
         "read-only-config-dir",
         ["init", "good", "--local-port", "9999"],
-        ["cannot write", READ_ONLY],
+        ["cannot write", "Read-only"],
         wrap=read_only(lambda tree: tree.config),
     ),
     Case(
         "read-only-config-new-profile",
         ["init", "other", "--no-password", "--root-dir", "."],
-        ["cannot", READ_ONLY],
+        ["cannot", "Read-only"],
         wrap=read_only(lambda tree: tree.config),
     ),
     Case(
         "read-only-server-dir",
         ["init", "good", "--local-port", "9999"],
-        ["cannot write", READ_ONLY],
+        ["cannot write", "Read-only"],
         wrap=read_only(lambda tree: tree.server_dir("good")),
     ),
     Case(
         "read-only-server-dir-password",
         ["password", "good", "--password-stdin"],
-        ["cannot write", READ_ONLY],
+        ["cannot write", "Read-only"],
         wrap=read_only(lambda tree: tree.server_dir("good")),
         stdin="new password\n",
     ),
