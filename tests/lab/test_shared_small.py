@@ -132,6 +132,11 @@ def squatted(user: TestUser, other: TestUser, shape: str) -> Iterator[Path]:
     base = Path(f"/tmp/jupyter-hop-{user.uid}")
     aside = Path(f"/tmp/jupyter-hop-{user.uid}.aside-{os.getpid()}")
     own = Path(f"/tmp/hopother-own-{os.getpid()}")
+    for left in Path("/tmp").glob(f"jupyter-hop-{user.uid}.aside-*"):  # a killed run's: put the user's dir back
+        pid = left.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            _remove(base)
+            left.rename(base)
     if base.is_symlink() or base.exists():
         info = base.lstat()
         assert stat.S_ISDIR(info.st_mode) and info.st_uid == user.uid, f"{base} is left over from another test"
@@ -146,13 +151,17 @@ def squatted(user: TestUser, other: TestUser, shape: str) -> Iterator[Path]:
     try:
         yield base
     finally:
-        if base.is_symlink() or base.is_file():
-            base.unlink()
-        elif base.exists():
-            shutil.rmtree(base)
+        _remove(base)
         shutil.rmtree(own, ignore_errors=True)
         if aside.exists():
             aside.rename(base)
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
 
 
 def shape_of(path: Path) -> tuple[int, int, int, list[str]]:
