@@ -45,9 +45,9 @@ def others_listening(lab: SshLab, other: TestUser, ns: str, run: Running) -> Ite
         assert squatters[0].holds == ["::1"]
         if rec.port:
             node = stack.enter_context(squatting(other, rec.port, node_addresses(lab, ns), prefix=lab.prefix(ns)))
-            assert "::" in node.holds, node.holds  # so [::1]:PORT is the other user's
-            if rec.bind == "node":
-                assert "127.0.0.1" in node.holds, node.holds  # free: our server listens on the node address only
+            assert "::" in node.holds, (node.holds, node.refused)  # so [::1]:PORT is the other user's
+            if rec.bind == "node":  # 127.0.0.1 is free: our server listens on the node address only
+                assert "127.0.0.1" in node.holds, (node.holds, node.refused)
             squatters.append(node)
         yield squatters
 

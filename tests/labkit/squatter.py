@@ -23,6 +23,8 @@ sel = selectors.DefaultSelector()
 for address in addresses:
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     s = socket.socket(family, socket.SOCK_STREAM)
+    # as an attacker would: a connection of an earlier test in TIME_WAIT on the port must not keep it free
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if family == socket.AF_INET6:
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     try:
@@ -62,6 +64,11 @@ class Squatter:
     @property
     def holds(self) -> list[str]:
         return [words[1] for words in self._lines() if words[0] == "holds"]
+
+    @property
+    def refused(self) -> list[str]:
+        """The addresses it could not listen on, with the errno."""
+        return [" ".join(words[1:]) for words in self._lines() if words[0] == "cannot"]
 
     @property
     def connections(self) -> list[str]:
