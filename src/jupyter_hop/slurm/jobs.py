@@ -219,23 +219,23 @@ class JobStatus:
 def status(paths: Paths) -> list[JobStatus]:
     """The user's jupyter-hop jobs that Slurm still runs or queues: the job rows of the inventory, which also
     forgets ended ones (their submission note and any record a killed launcher left behind); logs are kept."""
-    rows = [row for row in inventory.gather(paths, units=False).rows if row.kind == "job" and row.job is not None]
-    rows.sort(key=lambda row: int(row.job_id))
     found = []
-    for row in rows:
-        assert row.job is not None
+    for row in inventory.gather(paths, units=False).rows:
+        job = row.job  # set on the rows of jobs Slurm still queues or runs
+        if job is None:
+            continue
         note = read_submission(paths, row.job_id)
         found.append(JobStatus(
             job_id=row.job_id,
             profile=row.profile,
-            state=row.job.state,
-            reason=row.job.reason,
-            node=row.job.node,
-            time_left=row.job.time_left,
+            state=job.state,
+            reason=job.reason,
+            node=job.node,
+            time_left=job.time_left,
             ready=row.state == "ready",
             log=note.log if note else "",
         ))
-    return found
+    return sorted(found, key=lambda status: int(status.job_id))
 
 
 def cancel(paths: Paths, job_id: str, *, timeout: float = CANCEL_TIMEOUT) -> str:
