@@ -11,7 +11,7 @@ import pytest
 
 from jupyter_hop.errors import HopError
 from jupyter_hop.paths import Paths
-from jupyter_hop.slurm import batch, jobs, submissions, tools
+from jupyter_hop.slurm import batch, jobs, progress, submissions, tools
 from jupyter_hop.tracking import place, records
 from jupyter_hop.tracking.records import Record
 
@@ -108,7 +108,7 @@ def test_ready_when_the_record_appears(tmp_path: Path) -> None:
     writer.start()
     err = io.StringIO()
     started = time.monotonic()
-    record, job = jobs.wait_ready(paths, submission(paths, "5"), 10, jobs.StatusLine(err), job_state=state)
+    record, job = jobs.wait_ready(paths, submission(paths, "5"), 10, progress.StatusLine(err), job_state=state)
     waited = time.monotonic() - started
     assert record.job_id == "5" and job == running
     assert 0.8 <= waited < 0.8 + 0.2  # readiness seen within the record poll, not the squeue poll
@@ -125,7 +125,7 @@ def test_job_that_ends_before_ready_reports_the_log(tmp_path: Path) -> None:
     states = iter([tools.JobState("6", "RUNNING", node="c1")])
     failed = tools.JobState("6", "FAILED", "NonZeroExitCode", exit_code="127:0")
     with pytest.raises(HopError) as info:
-        jobs.wait_ready(paths, submission(paths, "6"), 10, jobs.StatusLine(io.StringIO()),
+        jobs.wait_ready(paths, submission(paths, "6"), 10, progress.StatusLine(io.StringIO()),
                               job_state=lambda _: next(states, failed))
     assert "Slurm job 6 ended (FAILED, exit code 127:0" in info.value.message
     assert "module: command not found" in info.value.detail
@@ -136,7 +136,7 @@ def test_ready_phase_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(jobs, "READY_MARGIN", 0.0)
     running = tools.JobState("8", "RUNNING", node="c1")
     with pytest.raises(HopError, match=r"did not answer within 0\.5 s; the job is left running"):
-        jobs.wait_ready(paths, submission(paths, "8"), 0.5, jobs.StatusLine(io.StringIO()),
+        jobs.wait_ready(paths, submission(paths, "8"), 0.5, progress.StatusLine(io.StringIO()),
                               job_state=lambda _: running)
 
 
@@ -146,7 +146,7 @@ def test_status_line_on_a_terminal_rewrites_in_place() -> None:
             return True
 
     out = Tty()
-    line = jobs.StatusLine(out)
+    line = progress.StatusLine(out)
     line.show("PENDING", "job: PENDING (0:01)")
     line.show("PENDING", "job: PENDING (0:01)")
     line.show("PENDING", "job: PENDING (0:02)")
@@ -203,6 +203,6 @@ def test_ended_job_with_a_dead_record_fails_instead_of_looping(tmp_path: Path) -
     ended = tools.JobState("9", "CANCELLED")
     started = time.monotonic()
     with pytest.raises(HopError, match=r"Slurm job 9 ended \(CANCELLED\) before the Jupyter server was ready"):
-        jobs.wait_ready(paths, submission(paths, "9"), 10, jobs.StatusLine(io.StringIO()),
+        jobs.wait_ready(paths, submission(paths, "9"), 10, progress.StatusLine(io.StringIO()),
                               job_state=lambda _: ended)
     assert time.monotonic() - started < 5

@@ -62,9 +62,9 @@ def submit(
 
 
 def _wait_and_print(paths: Paths, submission: Submission, ready_timeout: float, style: str) -> None:
-    from jupyter_hop.slurm import jobs
+    from jupyter_hop.slurm import jobs, progress
 
-    line = jobs.StatusLine(sys.stderr)
+    line = progress.StatusLine(sys.stderr)
     job_id = submission.job_id
     try:
         record, job = jobs.wait_ready(paths, submission, ready_timeout, line)

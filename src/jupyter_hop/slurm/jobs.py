@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO
 
 from jupyter_hop.errors import HopError
 from jupyter_hop.fsutil import atomic_write, private_dir
@@ -15,6 +14,7 @@ from jupyter_hop.paths import Paths
 from jupyter_hop.profile.model import Profile
 from jupyter_hop.server import probe
 from jupyter_hop.slurm import batch, tools
+from jupyter_hop.slurm.progress import Progress, describe
 from jupyter_hop.slurm.submissions import (
     Submission,
     check_job_id,
@@ -52,46 +52,6 @@ def submit(paths: Paths, profile: Profile) -> Submission:
     return submission
 
 
-class StatusLine:
-    """One line on stderr: rewritten in place on a terminal, else printed only when the state changes."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
-        self.last_key = ""
-        self.last_text = ""
-
-    def show(self, key: str, text: str) -> None:
-        if self.tty:
-            if text != self.last_text:
-                self.stream.write("\r" + text + "\x1b[K")
-                self.stream.flush()
-        elif key != self.last_key:
-            self.stream.write(text + "\n")
-            self.stream.flush()
-        self.last_key, self.last_text = key, text
-
-    def clear(self) -> None:
-        if self.tty and self.last_text:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
-        self.last_text = ""
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def describe(job: tools.JobState) -> str:
-    if job.state == "PENDING":
-        return f"PENDING ({job.reason})" if job.reason else "PENDING"
-    if job.state == "RUNNING":
-        return f"RUNNING on {job.node}, starting Jupyter" if job.node else "RUNNING, starting Jupyter"
-    return job.state
-
-
 def answers_here(record: Record) -> bool | None:
     """Whether the server answers GET {base_url}api from here; None when it cannot be reached from this host
     (bound to the node's loopback or a socket on another node): then the launcher's own check stands."""
@@ -110,7 +70,7 @@ def wait_ready(
     paths: Paths,
     submission: Submission,
     ready_timeout: float,
-    status: StatusLine,
+    status: Progress,
     *,
     job_state: Callable[[str], tools.JobState | None] = tools.job_state,
 ) -> tuple[Record, tools.JobState | None]:
@@ -140,7 +100,7 @@ def wait_ready(
                                detail=tools.log_tail(log))
             if job.state == "RUNNING" and running_since is None:
                 running_since = now
-            status.show(describe(job), f"Slurm job {job_id}: {describe(job)} ({_clock(now - start)})")
+            status.job(job, now - start)
         if running_since is not None and now - running_since > ready_timeout + READY_MARGIN:
             raise HopError(
                 f"Slurm job {job_id} runs but its Jupyter server did not answer within "

@@ -1,0 +1,58 @@
+"""How `submit` reports a job's progress while it waits: a status line for people (JSON lines come later)."""
+
+from __future__ import annotations
+
+from typing import IO, Protocol
+
+from jupyter_hop.slurm.tools import JobState
+
+
+class Progress(Protocol):
+    """What wait_ready tells as it polls: the job's latest state, and that waiting is over."""
+
+    def job(self, job: JobState, elapsed: float) -> None: ...
+
+    def clear(self) -> None: ...
+
+
+def clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def describe(job: JobState) -> str:
+    if job.state == "PENDING":
+        return f"PENDING ({job.reason})" if job.reason else "PENDING"
+    if job.state == "RUNNING":
+        return f"RUNNING on {job.node}, starting Jupyter" if job.node else "RUNNING, starting Jupyter"
+    return job.state
+
+
+class StatusLine:
+    """One line on stderr: rewritten in place on a terminal, else printed only when the state changes."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last_key = ""
+        self.last_text = ""
+
+    def job(self, job: JobState, elapsed: float) -> None:
+        self.show(describe(job), f"Slurm job {job.job_id}: {describe(job)} ({clock(elapsed)})")
+
+    def show(self, key: str, text: str) -> None:
+        if self.tty:
+            if text != self.last_text:
+                self.stream.write("\r" + text + "\x1b[K")
+                self.stream.flush()
+        elif key != self.last_key:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+        self.last_key, self.last_text = key, text
+
+    def clear(self) -> None:
+        if self.tty and self.last_text:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+        self.last_text = ""
