@@ -37,11 +37,11 @@ def _instructions(profile: Profile, record: object) -> None:
 @app.command()
 def render(name: ProfileName = "default") -> None:
     """Print the unit that `install` would write on this machine."""
-    from jupyter_hop.systemd import ops
+    from jupyter_hop.systemd import machine
     from jupyter_hop.systemd import unit as unit_file
 
     paths, profile = _load(name)
-    sys.stdout.write(unit_file.render(ops.build(paths, profile)))
+    sys.stdout.write(unit_file.render(machine.build(paths, profile)))
 
 
 @app.command()
