@@ -82,8 +82,9 @@ def _tmp_base() -> Path:
     return Path("/tmp") / f"{APP_NAME}-{os.getuid()}"
 
 
-def new_launch_dir(paths: Paths, err: IO[str]) -> Path:
-    """A fresh private dir for one launch's runtime files (socket, jpserver json, token file).
+def new_launch_dir(paths: Paths, err: IO[str], *, prefix: str = "launch-") -> Path:
+    """A fresh private dir for one launch's runtime files (socket, jpserver json, token file), or with another
+    `prefix` for one `connect` run's ssh control sockets.
 
     Under /tmp another user may have made /tmp/jupyter-hop-UID first (a dir, a symlink, a file) to block us
     or to watch our files: then the launch gets a dir of its own straight under /tmp (mkdtemp: new, ours,
@@ -93,10 +94,10 @@ def new_launch_dir(paths: Paths, err: IO[str]) -> Path:
 
     base = paths.runtime_base
     if base != _tmp_base():
-        return Path(tempfile.mkdtemp(prefix="launch-", dir=private_dir(base)))
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=private_dir(base)))
     squatter = _claim(base)
     if squatter is None:
-        return Path(tempfile.mkdtemp(prefix="launch-", dir=base))
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
     fresh = Path(tempfile.mkdtemp(prefix=f"{base.name}-", dir=base.parent))
     err.write(f"jupyter-hop: warning: {base} is {squatter}, not a private dir of yours; using {fresh} instead\n")
     return fresh

@@ -1,0 +1,94 @@
+"""The ssh side of one `connect` run (POSIX only): a private control dir and one master per target.
+
+The login master is the only one the user authenticates to. A node behind it (a compute node whose server
+listens on its own 127.0.0.1) gets a master of its own, tunnelled through the login master, so each forward is
+opened on the master of the host where its far end is reachable.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+from jupyter_hop.laptop import argv as ssh_argv
+from jupyter_hop.laptop import hosts, remote, sshconfig
+from jupyter_hop.laptop import master as ssh_master
+from jupyter_hop.paths import Paths, new_launch_dir
+
+
+class SshSession:
+    """Masters keyed by target; `close()` ends them all, nodes first, and removes the control dir."""
+
+    def __init__(self, host: str, *, paths: Paths | None = None, ssh: str = "ssh",
+                 env: Mapping[str, str] | None = None, err: IO[str] | None = None) -> None:
+        self.host = sshconfig.check_host(host)
+        self.ssh = ssh
+        self.env = env
+        self._paths = paths or Paths.from_env(env)
+        self._err = err or sys.stderr
+        self.control_dir: Path | None = None
+        self.masters: dict[str, ssh_master.Master] = {}
+
+    def _dir(self) -> Path:
+        if self.control_dir is None:
+            # short: $XDG_RUNTIME_DIR/jupyter-hop/ssh-XXXXXXXX or /tmp/jupyter-hop-UID/ssh-XXXXXXXX (0700, ours)
+            self.control_dir = new_launch_dir(self._paths, self._err, prefix="ssh-")
+        return self.control_dir
+
+    def login(self, *, timeout: float = 300.0) -> ssh_master.Master:
+        """The master to HOST, started on first use (this is where the user authenticates, once)."""
+        found = self.masters.get(self.host)
+        if found is not None and found.process.poll() is None:
+            return found
+        if found is not None:
+            found.close()
+        master = ssh_master.start(self.host, self._dir(), ssh=self.ssh, env=self.env, timeout=timeout)
+        self.masters[self.host] = master
+        return master
+
+    def node(self, target: str, *, timeout: float = 60.0) -> ssh_master.Master:
+        """A master to `target` (user@node or node) through the login master: no new login-node connection."""
+        target = sshconfig.check_host(target)
+        if target == self.host:
+            return self.login()
+        found = self.masters.get(target)
+        if found is not None and found.process.poll() is None:
+            return found
+        if found is not None:
+            found.close()
+        login = self.login()
+        options = ssh_argv.jump_options(self.host, login.control_path, ssh=self.ssh)
+        master = ssh_master.start(target, self._dir(), options=options, ssh=self.ssh, env=self.env,
+                                  timeout=timeout)
+        self.masters[target] = master
+        return master
+
+    def jupyter_hop(
+        self, words: Sequence[str], *, timeout: float | None, what: str
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the remote jupyter-hop with `words` on HOST, through its login shell and the host's remote_command
+        from hosts.toml; exit 127 (not found) is a HopError saying what to install or set."""
+        settings = hosts.for_host(self._paths, self.host)
+        line = remote.remote_line(words, settings.remote_command)
+        result = self.login().run(line, timeout=timeout, what=what)
+        if result.returncode == remote.NOT_FOUND:
+            raise remote.not_found(self.host, hosts.hosts_file(self._paths), result.stderr)
+        return result
+
+    def close(self) -> None:
+        """End every master (nodes before the login master they go through) and remove the control dir."""
+        for target in sorted(self.masters, key=lambda t: t == self.host):
+            self.masters.pop(target).close()
+        if self.control_dir is not None:
+            shutil.rmtree(self.control_dir, ignore_errors=True)
+            self.control_dir = None
+
+    def __enter__(self) -> SshSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
