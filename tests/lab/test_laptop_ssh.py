@@ -112,9 +112,9 @@ def assert_nothing_left(lab: LaptopLab, control_path: str) -> None:
 
 
 @contextmanager
-def http_server(lab: LaptopLab, ns: str, directory: Path) -> Iterator[int]:
-    """python -m http.server as the cluster user in `ns`, bound on that node's 127.0.0.1."""
-    proc = lab.ssh.popen_in(ns, ["python3", "-u", "-m", "http.server", "0", "--bind", "127.0.0.1"],
+def http_server(lab: LaptopLab, ns: str, directory: Path, bind: str = "127.0.0.1") -> Iterator[int]:
+    """python -m http.server as the cluster user in `ns`, bound on that node's 127.0.0.1 (or `bind`)."""
+    proc = lab.ssh.popen_in(ns, ["python3", "-u", "-m", "http.server", "0", "--bind", bind],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=str(directory))
     try:
         assert proc.stdout is not None
@@ -178,6 +178,12 @@ def test_one_prompt_for_commands_and_forwards(laptop_lab: LaptopLab, served: Pat
             assert get(on_node) == "hello through the master\n"
             assert "error" in d("cancel", local=on_node, remote=f"127.0.0.1:{far + 1}")  # never opened
             assert d.ok("check")["ok"] and d.ok("check", target="compute")["ok"]
+        # a server bound on the node's own address is reached from the login master alone (bind = "node")
+        compute = laptop_lab.ssh.addresses["compute"]
+        with http_server(laptop_lab, "compute", served, bind=compute) as on_address:
+            local = free_port()
+            d.ok("forward", local=local, remote=f"compute:{on_address}")
+            assert get(local) == "hello through the master\n"
         assert askpass.prompts() == [f"{laptop_lab.remote_user.name}@login's password: "], "one prompt in all"
         d.ok("close")
         assert_nothing_left(laptop_lab, login["control_path"])
@@ -254,9 +260,14 @@ def test_sigkill_of_the_owner_ends_its_masters(laptop_lab: LaptopLab) -> None:
             assert time.monotonic() - killed < TEARDOWN_BOUND, processes_of(laptop_lab.laptop, "ssh")
             time.sleep(0.005)
         print(f"\nmasters and sockets gone {time.monotonic() - killed:.3f} s after SIGKILL of their owner")
-        assert processes_of(laptop_lab.laptop, str(Path(login["control_path"]).parent)) == []
+        left = Path(login["control_path"]).parent
+        assert processes_of(laptop_lab.laptop, str(left)) == []
+        assert left.exists()  # only the dir and its logs stayed: the next run removes them
     finally:
         d.stderr.close()
+    with driver(laptop_lab, laptop_lab.askpass("after-kill")) as again:
+        again.ok("master")
+        assert not left.exists()
 
 
 def _state(pid: int) -> str:
@@ -288,6 +299,11 @@ def test_laptop_port_moves_past_another_users_listener(laptop_lab: LaptopLab, ot
         with driver(laptop_lab, laptop_lab.askpass("ports")) as d:
             moved = d.ok("pick", wanted=wanted)["port"]
             assert moved > wanted + 2
+            # what a forward on a port taken after the pick gets: ssh's reason, in one line
+            reply = d("forward", local=wanted, remote="127.0.0.1:22")
+            assert reply["error"] == (
+                f"ssh could not open the forward 127.0.0.1:{wanted}:127.0.0.1:22 on {ALIAS}: mux_client_forward: "
+                "forwarding request failed: Port forwarding failed; muxclient: master forward request failed")
             reply = d("pick", wanted=wanted, span=3)
             assert reply["error"] == (f"no free laptop port on 127.0.0.1 from {wanted} to {wanted + 2}: other "
                                       "programs hold them all; ask for another port")

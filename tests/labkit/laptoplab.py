@@ -254,6 +254,7 @@ def teardown(lab: LaptopLab) -> None:
         _edit_profile(lab.remote_user, add=False)
         shutil.rmtree(lab.laptop.home / ".ssh", ignore_errors=True)
         shutil.rmtree(lab.laptop.home / ".hop-lab", ignore_errors=True)
+        shutil.rmtree(lab.laptop.home / ".config" / "jupyter-hop", ignore_errors=True)
         shutil.rmtree(BASE, ignore_errors=True)
 
 

@@ -21,7 +21,7 @@ MuxOp = Literal["check", "exit", "forward", "cancel"]
 LOCAL_ADDRESS = "127.0.0.1"  # the laptop end, always: never a wildcard, never [::1] that another user may hold
 
 # The far end of a forward: ADDR:PORT (an IPv4 address, a name, or [IPv6]) or an absolute socket path.
-_REMOTE_TCP = re.compile(r"(\[[0-9A-Fa-f:.%A-Za-z]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})")
+_REMOTE_TCP = re.compile(r"(\[[0-9A-Fa-f:.%A-Za-z]+\]|[A-Za-z0-9_][A-Za-z0-9_.-]*):([0-9]{1,5})")
 _REMOTE_SOCKET = re.compile(r"/[^\s:]*")
 
 

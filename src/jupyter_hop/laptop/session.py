@@ -7,6 +7,7 @@ opened on the master of the host where its far end is reachable.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,27 @@ from jupyter_hop.laptop import argv as ssh_argv
 from jupyter_hop.laptop import hosts, remote, sshconfig
 from jupyter_hop.laptop import master as ssh_master
 from jupyter_hop.paths import Paths, new_launch_dir
+
+DIR_PREFIX = "ssh-"
+OWNER = "owner.pid"
+
+
+def sweep(base: Path, *, keep: Path) -> None:
+    """Remove the control dirs of connect runs that were killed (their owner pid is gone): their masters ended
+    with them (the watchdog), but the dir and its empty logs stay behind. A dir holding a socket is left."""
+    for directory in base.glob(f"{DIR_PREFIX}*"):
+        if directory == keep or not directory.is_dir() or directory.is_symlink():
+            continue
+        try:
+            pid = int((directory / OWNER).read_text(encoding="utf-8"))
+            os.kill(pid, 0)
+            continue  # its owner runs
+        except ProcessLookupError:
+            pass
+        except (OSError, ValueError):
+            continue  # not ours to judge (no owner file, or another user's process)
+        if not any(entry.is_socket() for entry in directory.iterdir()):
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 class SshSession:
@@ -36,7 +58,9 @@ class SshSession:
     def _dir(self) -> Path:
         if self.control_dir is None:
             # short: $XDG_RUNTIME_DIR/jupyter-hop/ssh-XXXXXXXX or /tmp/jupyter-hop-UID/ssh-XXXXXXXX (0700, ours)
-            self.control_dir = new_launch_dir(self._paths, self._err, prefix="ssh-")
+            self.control_dir = new_launch_dir(self._paths, self._err, prefix=DIR_PREFIX)
+            (self.control_dir / OWNER).write_text(f"{os.getpid()}\n", encoding="utf-8")
+            sweep(self.control_dir.parent, keep=self.control_dir)
         return self.control_dir
 
     def login(self, *, timeout: float = 300.0) -> ssh_master.Master:
