@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from jupyter_hop.commands import options as o
 from jupyter_hop.commands.options import ProfileName, SshConfig
 from jupyter_hop.output import show_instructions
 
@@ -16,14 +17,23 @@ def register(app: typer.Typer) -> None:
     app.command("instructions")(instructions)
 
 
-def run(name: ProfileName = "default") -> None:
+def run(
+    name: ProfileName = "default",
+    app: o.App = None, bind: o.Bind = None, port: o.Port = None, root_dir: o.RootDir = None,
+    idle_timeout: o.IdleTimeout = None, save: o.Save = False,
+) -> None:
     """Start the Jupyter server in the foreground, wait until it answers, print how to reach it."""
     from jupyter_hop.paths import Paths
-    from jupyter_hop.profile import store
+    from jupyter_hop.profile import overrides, store
     from jupyter_hop.server import launcher
 
     paths = Paths.from_env()
-    code = launcher.run(paths, store.load(paths, name), out=sys.stdout, err=sys.stderr)
+    given = overrides.given("server", app=app, bind=bind, port=port, root_dir=o.absolute(root_dir),
+                            idle_timeout=idle_timeout)
+    with overrides.naming(given):
+        profile = overrides.use(paths, store.load(paths, name), given, save=save)
+        # one-off values get a server config of their own: the profile's stays as the profile says
+        code = launcher.run(paths, profile, out=sys.stdout, err=sys.stderr, own_config=bool(given) and not save)
     raise typer.Exit(code)
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from jupyter_hop.commands import options as o
 from jupyter_hop.commands.options import Json, ProfileName, SshConfig, group
 from jupyter_hop.output import show_instructions
 
@@ -20,17 +22,36 @@ app, register = group("slurm", "Run the Jupyter server as a Slurm batch job on a
 JobId = Annotated[str, typer.Argument(help="Slurm job id (`jupyter hop slurm status` lists yours).")]
 
 
+def _slurm_overrides(
+    time: str | None, partition: str | None, cpus: str | None, mem: str | None, gpus: str | None,
+    gres: str | None, account: str | None, qos: str | None, constraint: str | None, job_name: str | None,
+    sbatch: list[str] | None,
+) -> dict[str, dict[str, str | Sequence[str]]]:
+    from jupyter_hop.profile import overrides
+
+    return overrides.given("slurm", time=time, partition=partition, cpus=cpus, mem=mem, gpus=gpus, gres=gres,
+                           account=account, qos=qos, constraint=constraint, job_name=job_name,
+                           extra_directives=sbatch)
+
+
 @app.command()
-def render(name: ProfileName = "default") -> None:
+def render(
+    name: ProfileName = "default",
+    time: o.Time = None, partition: o.Partition = None, cpus: o.Cpus = None, mem: o.Mem = None,
+    gpus: o.Gpus = None, gres: o.Gres = None, account: o.Account = None, qos: o.Qos = None,
+    constraint: o.Constraint = None, job_name: o.JobName = None, sbatch: o.Sbatch = None, save: o.Save = False,
+) -> None:
     """Print the batch script that `submit` would submit (`sbatch` also takes it as printed)."""
     from jupyter_hop.fsutil import private_dir
     from jupyter_hop.output import say
     from jupyter_hop.paths import Paths
-    from jupyter_hop.profile import store
+    from jupyter_hop.profile import overrides, store
     from jupyter_hop.slurm import batch
 
     paths = Paths.from_env()
-    text = batch.render(batch.batch_script(store.load(paths, name), paths))
+    given = _slurm_overrides(time, partition, cpus, mem, gpus, gres, account, qos, constraint, job_name, sbatch)
+    prof = overrides.use(paths, store.load(paths, name), given, save=save)
+    text = batch.render(batch.batch_script(prof, paths))
     # Slurm does not create the --output directory: without it a job submitted by hand would fail unseen.
     private_dir(paths.jobs_dir)
     say(text.rstrip("\n"))
@@ -40,15 +61,19 @@ def render(name: ProfileName = "default") -> None:
 def submit(
     name: ProfileName = "default",
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Print the job id and return at once.")] = False,
+    time: o.Time = None, partition: o.Partition = None, cpus: o.Cpus = None, mem: o.Mem = None,
+    gpus: o.Gpus = None, gres: o.Gres = None, account: o.Account = None, qos: o.Qos = None,
+    constraint: o.Constraint = None, job_name: o.JobName = None, sbatch: o.Sbatch = None, save: o.Save = False,
 ) -> None:
     """Submit the job, wait until its server answers, then print how to connect."""
     from jupyter_hop.output import say
     from jupyter_hop.paths import Paths
-    from jupyter_hop.profile import store
+    from jupyter_hop.profile import overrides, store
     from jupyter_hop.slurm import jobs
 
     paths = Paths.from_env()
-    prof = store.load(paths, name)
+    given = _slurm_overrides(time, partition, cpus, mem, gpus, gres, account, qos, constraint, job_name, sbatch)
+    prof = overrides.use(paths, store.load(paths, name), given, save=save)
     submission = jobs.submit(paths, prof)
     job_id = submission.job_id
     if no_wait:

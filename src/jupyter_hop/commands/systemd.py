@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from jupyter_hop.commands import options as o
 from jupyter_hop.commands.options import Json, ProfileName, group
 from jupyter_hop.output import emit_json, say, show_instructions, warn
 
@@ -34,14 +35,33 @@ def _instructions(profile: Profile, record: object) -> None:
     show_instructions(record, profile.ssh.style)
 
 
+def _overridden(
+    name: str, save: bool, app: str | None, bind: str | None, port: str | None, root_dir: str | None,
+    idle_timeout: str | None,
+) -> tuple[Paths, Profile, list[str]]:
+    """The profile with the server overrides, and the `run` options that carry them into the unit (none with
+    --save: the profile file holds them then)."""
+    from jupyter_hop.profile import overrides
+
+    paths, profile = _load(name)
+    given = overrides.given("server", app=app, bind=bind, port=port, root_dir=o.absolute(root_dir),
+                            idle_timeout=idle_timeout)
+    profile = overrides.use(paths, profile, given, save=save)
+    return paths, profile, [] if save else overrides.run_args(profile, given)
+
+
 @app.command()
-def render(name: ProfileName = "default") -> None:
+def render(
+    name: ProfileName = "default",
+    app: o.App = None, bind: o.Bind = None, port: o.Port = None, root_dir: o.RootDir = None,
+    idle_timeout: o.IdleTimeout = None, save: o.Save = False,
+) -> None:
     """Print the unit that `install` would write on this machine."""
     from jupyter_hop.systemd import ops
     from jupyter_hop.systemd import unit as unit_file
 
-    paths, profile = _load(name)
-    sys.stdout.write(unit_file.render(ops.build(paths, profile)))
+    paths, profile, run_args = _overridden(name, save, app, bind, port, root_dir, idle_timeout)
+    sys.stdout.write(unit_file.render(ops.build(paths, profile, run_args)))
 
 
 @app.command()
@@ -49,12 +69,18 @@ def install(
     name: ProfileName = "default",
     now: Annotated[bool, typer.Option("--now", help="Also start it, and wait until the server answers.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an installed unit that differs.")] = False,
+    app: o.App = None, bind: o.Bind = None, port: o.Port = None, root_dir: o.RootDir = None,
+    idle_timeout: o.IdleTimeout = None, save: o.Save = False,
 ) -> None:
-    """Write the unit, reload the user manager and enable the unit (it starts with your user manager)."""
+    """Write the unit, reload the user manager and enable the unit (it starts with your user manager).
+
+    Overrides without --save go into the unit's command line (`run NAME --port 9000`): `start` and `restart`
+    then run it as installed, and `install` without them asks for --force before dropping them.
+    """
     from jupyter_hop.systemd import ops
 
-    paths, profile = _load(name)
-    result = ops.install(paths, profile, force=force)
+    paths, profile, run_args = _overridden(name, save, app, bind, port, root_dir, idle_timeout)
+    result = ops.install(paths, profile, force=force, run_args=run_args)
     verb = "Installed" if result.written else "Already installed"
     say(f"{verb} and enabled: {result.path}")
     if result.linger_advice:

@@ -156,8 +156,12 @@ class Plan:
         return self.runtime_dir / "token" if self.token else None
 
 
-def run(paths: Paths, profile: Profile, *, out: IO[str], err: IO[str]) -> int:
-    """Run the server in the foreground until it stops; the return value is the process exit code."""
+def run(paths: Paths, profile: Profile, *, out: IO[str], err: IO[str], own_config: bool = False) -> int:
+    """Run the server in the foreground until it stops; the return value is the process exit code.
+
+    `own_config`: the profile carries one-off overrides, so its server config goes into this launch's private
+    dir, and the profile's own file (which `config` shows and other launches use) is left as it is.
+    """
     where = placement(profile, os.environ)  # input like the profile: checked before anything is written or started
     if os.geteuid() == 0:
         # Jupyter refuses root without --allow-root, and a notebook server should not run as root anyway.
@@ -166,13 +170,19 @@ def run(paths: Paths, profile: Profile, *, out: IO[str], err: IO[str]) -> int:
     with locked(paths):  # a `password` running now must not be undone by a config rendered with the old hash
         hashed = serverconfig.read_hash(paths, profile.name)
         check_bind_needs_password(profile, hashed)
-        config = serverconfig.write(paths, profile)
+        if own_config:
+            own_text = serverconfig.render(profile, hashed, serverconfig.resolved_root(profile))
+        else:
+            config = serverconfig.write(paths, profile)
     address = node_address(place.this_host()) if profile.server.bind == "node" else "127.0.0.1"
     prune_stale(paths, where.host, err)  # first: an orphaned server may hold the fixed port
     if profile.server.port:
         check_port_free(address, profile.server.port)
     runtime_dir = new_launch_dir(paths, err)
     try:
+        if own_config:
+            config = runtime_dir / "jupyter_server_config.py"
+            atomic_write(config, own_text)
         sock = runtime_dir / "jupyter.sock"
         if profile.server.bind == "socket" and len(str(sock).encode()) > MAX_SOCKET_PATH:
             raise HopError(

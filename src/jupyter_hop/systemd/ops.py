@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
+import shlex
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from jupyter_hop import proc
 from jupyter_hop.errors import HopError
 from jupyter_hop.fsutil import LOG_TAIL_LINES, atomic_write, private_file, read_text, tail
 from jupyter_hop.paths import Paths
+from jupyter_hop.profile import overrides
 from jupyter_hop.profile.model import Profile
 from jupyter_hop.systemd import systemctl
 from jupyter_hop.systemd import unit as unit_file
@@ -25,18 +27,25 @@ def home() -> Path:
     return Path(os.environ.get("HOME") or Path.home())
 
 
-def build(paths: Paths, profile: Profile) -> unit_file.UnitSpec:
-    """The spec `install` would write on this machine now."""
+def build(paths: Paths, profile: Profile, run_args: Sequence[str] = ()) -> unit_file.UnitSpec:
+    """The spec `install` would write on this machine now; `profile` already has the one-off overrides that
+    `run_args` carry to the launcher (overrides.run_args)."""
     from jupyter_hop.server.serverconfig import resolved_root
 
-    return unit_file.spec_for(
-        profile,
-        paths,
-        root_dir=resolved_root(profile),
-        home=home(),
-        journal=systemctl.journal_available(),
-        private_users=systemctl.private_tmp_possible(),
-    )
+    with overrides.naming(overrides.parse_run_args(run_args) or {}):
+        return unit_file.spec_for(
+            profile,
+            paths,
+            root_dir=resolved_root(profile),
+            home=home(),
+            journal=systemctl.journal_available(),
+            private_users=systemctl.private_tmp_possible(),
+            run_args=run_args,
+        )
+
+
+def _install_command(name: str, run_args: Sequence[str], *options: str) -> str:
+    return shlex.join(["jupyter", "hop", "systemd", "install", name, *run_args, *options])
 
 
 def installed_path(unit: str) -> Path:
@@ -52,16 +61,16 @@ class Installed:
     running: bool  # already running: a changed unit applies from the next (re)start
 
 
-def install(paths: Paths, profile: Profile, *, force: bool) -> Installed:
+def install(paths: Paths, profile: Profile, *, force: bool, run_args: Sequence[str] = ()) -> Installed:
     """Write the unit where the user manager reads it, reload, enable; a different one needs force."""
-    spec = build(paths, profile)
+    spec = build(paths, profile, run_args)
     text = unit_file.render(spec)
     path = installed_path(spec.unit)
     old = read_text(path)
     if old is not None and old != text and not force:
         raise HopError(
-            f"{path} differs from the unit jupyter-hop would write now (edited, or the profile changed); "
-            f"`jupyter hop systemd install {profile.name} --force` replaces it"
+            f"{path} differs from the unit jupyter-hop would write now (edited, the profile changed, or other "
+            f"one-off options); `{_install_command(profile.name, run_args, '--force')}` replaces it"
         )
     if old != text:
         # Not private: systemd and the user read it; it holds no secret.
@@ -85,12 +94,18 @@ def check_installed(paths: Paths, profile: Profile) -> str:
             f"{unit} is not installed ({path} does not exist): "
             f"run `jupyter hop systemd install {profile.name}`"
         )
-    stale = ""
+    # A unit installed with one-off options (`install NAME --port 9000`) keeps them: it is compared with what
+    # the same install would write now, so only a changed profile (or a hand edit) makes it stale.
+    run_args = unit_file.run_args_of(text, profile.name) or []
+    given = overrides.parse_run_args(run_args)
+    if given is None:  # not options jupyter-hop wrote: a hand edit
+        run_args, given = [], {}
+    stale = (f"{path} does not match the profile any more; "
+             f"`{_install_command(profile.name, run_args, '--force')}` updates it")
     with contextlib.suppress(HopError):
-        spec = build(paths, profile)
-        if unit_file.render(spec) != text:
-            stale = (f"{path} does not match the profile any more; "
-                     f"`jupyter hop systemd install {profile.name} --force` updates it")
+        spec = build(paths, overrides.apply(profile, given), run_args)
+        if unit_file.render(spec) == text:
+            stale = ""
         if spec.log_file:
             private_file(Path(spec.log_file))  # a missing log dir would make the start fail
     return stale
