@@ -31,7 +31,11 @@ def run(
     given = overrides.given("server", app=app, bind=bind, port=port, root_dir=o.absolute(root_dir),
                             idle_timeout=idle_timeout)
     with overrides.naming(given):
-        profile = overrides.use(paths, store.load(paths, name), given, save=save)
+        base = store.load(paths, name)
+        profile = overrides.apply(base, given)
+        if save:  # before the server starts (it runs until stopped), once the values are known to work here
+            launcher.check_app(profile.server.app)
+            overrides.save(paths, base, profile, given)
         # one-off values get a server config of their own: the profile's stays as the profile says
         code = launcher.run(paths, profile, out=sys.stdout, err=sys.stderr, own_config=bool(given) and not save)
     raise typer.Exit(code)

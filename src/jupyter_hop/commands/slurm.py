@@ -50,8 +50,11 @@ def render(
 
     paths = Paths.from_env()
     given = _slurm_overrides(time, partition, cpus, mem, gpus, gres, account, qos, constraint, job_name, sbatch)
-    prof = overrides.use(paths, store.load(paths, name), given, save=save)
+    base = store.load(paths, name)
+    prof = overrides.apply(base, given)
     text = batch.render(batch.batch_script(prof, paths))
+    if save:
+        overrides.save(paths, base, prof, given)
     # Slurm does not create the --output directory: without it a job submitted by hand would fail unseen.
     private_dir(paths.jobs_dir)
     say(text.rstrip("\n"))
@@ -73,9 +76,14 @@ def submit(
 
     paths = Paths.from_env()
     given = _slurm_overrides(time, partition, cpus, mem, gpus, gres, account, qos, constraint, job_name, sbatch)
-    prof = overrides.use(paths, store.load(paths, name), given, save=save)
+    base = store.load(paths, name)
+    prof = overrides.apply(base, given)
+    if save:
+        overrides.check_writable(paths, name)
     submission = jobs.submit(paths, prof)
     job_id = submission.job_id
+    if save:  # once sbatch took them: a partition it refuses is not kept
+        overrides.save(paths, base, prof, given, done=f"Slurm job {job_id} was submitted with them all the same")
     if no_wait:
         say(f"Submitted Slurm job {job_id}.")
         say(f"Once it runs, `jupyter hop slurm instructions {job_id}` prints how to connect "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -35,19 +36,13 @@ def _instructions(profile: Profile, record: object) -> None:
     show_instructions(record, profile.ssh.style)
 
 
-def _overridden(
-    name: str, save: bool, app: str | None, bind: str | None, port: str | None, root_dir: str | None,
-    idle_timeout: str | None,
-) -> tuple[Paths, Profile, list[str]]:
-    """The profile with the server overrides, and the `run` options that carry them into the unit (none with
-    --save: the profile file holds them then)."""
+def _server_overrides(
+    app: str | None, bind: str | None, port: str | None, root_dir: str | None, idle_timeout: str | None,
+) -> dict[str, dict[str, str | Sequence[str]]]:
     from jupyter_hop.profile import overrides
 
-    paths, profile = _load(name)
-    given = overrides.given("server", app=app, bind=bind, port=port, root_dir=o.absolute(root_dir),
-                            idle_timeout=idle_timeout)
-    profile = overrides.use(paths, profile, given, save=save)
-    return paths, profile, [] if save else overrides.run_args(profile, given)
+    return overrides.given("server", app=app, bind=bind, port=port, root_dir=o.absolute(root_dir),
+                           idle_timeout=idle_timeout)
 
 
 @app.command()
@@ -57,11 +52,19 @@ def render(
     idle_timeout: o.IdleTimeout = None, save: o.Save = False,
 ) -> None:
     """Print the unit that `install` would write on this machine."""
+    from jupyter_hop.profile import overrides
     from jupyter_hop.systemd import ops
     from jupyter_hop.systemd import unit as unit_file
 
-    paths, profile, run_args = _overridden(name, save, app, bind, port, root_dir, idle_timeout)
-    sys.stdout.write(unit_file.render(ops.build(paths, profile, run_args)))
+    given = _server_overrides(app, bind, port, root_dir, idle_timeout)
+    with overrides.naming(given):
+        paths, base = _load(name)
+        profile = overrides.apply(base, given)
+        # without --save the unit's run line carries the overrides; with it, the profile does
+        text = unit_file.render(ops.build(paths, profile, [] if save else overrides.run_args(profile, given)))
+        if save:
+            overrides.save(paths, base, profile, given)
+    sys.stdout.write(text)
 
 
 @app.command()
@@ -77,10 +80,18 @@ def install(
     Overrides without --save go into the unit's command line (`run NAME --port 9000`): `start` and `restart`
     then run it as installed, and `install` without them asks for --force before dropping them.
     """
+    from jupyter_hop.profile import overrides
     from jupyter_hop.systemd import ops
 
-    paths, profile, run_args = _overridden(name, save, app, bind, port, root_dir, idle_timeout)
-    result = ops.install(paths, profile, force=force, run_args=run_args)
+    given = _server_overrides(app, bind, port, root_dir, idle_timeout)
+    with overrides.naming(given):
+        paths, base = _load(name)
+        profile = overrides.apply(base, given)
+        run_args = [] if save else overrides.run_args(profile, given)
+        if save:
+            overrides.check_writable(paths, name)
+        checked = (lambda: overrides.save(paths, base, profile, given)) if save else None
+        result = ops.install(paths, profile, force=force, run_args=run_args, checked=checked)
     verb = "Installed" if result.written else "Already installed"
     say(f"{verb} and enabled: {result.path}")
     if result.linger_advice:

@@ -180,28 +180,27 @@ def parse_run_args(words: Sequence[str]) -> dict[str, dict[str, str | Sequence[s
     return {"server": dict(found)} if found else {}
 
 
-def use(paths: Paths, profile: Profile, overrides: Given, *, save: bool) -> Profile:
-    """The profile with `overrides`; with `save`, written to the profile file first (keeping its comments)."""
-    changed = apply(profile, overrides)
-    if save and overrides:
-        _save(paths, profile, changed, overrides)
-    return changed
-
-
-def _save(paths: Paths, profile: Profile, changed: Profile, overrides: Given) -> None:
-    from jupyter_hop.profile import setup
-
-    name = profile.name
+def check_writable(paths: Paths, name: str) -> None:
+    """Before anything else is done: `--save` could not write the profile file."""
     path = paths.profile_file(name)
-    # A rename would replace a file the user made read-only; root may write anything but a read-only mount.
+    # A rename would replace even a file the user made read-only; os.access also sees read-only mounts.
     for target in (path, path.parent):
         if not os.access(target, os.W_OK):
-            raise HopError(f"--save: cannot write {path}: {target} is read-only for you; nothing was changed")
+            raise HopError(f"--save: cannot write {path}: {target} is read-only for you")
+
+
+def save(paths: Paths, before: Profile, after: Profile, overrides: Given, *, done: str = "") -> None:
+    """`--save`: write the overrides into the profile file, keeping its comments, with its server config, as
+    `init` does. Commands call it once everything else is checked, so a command that fails changes nothing;
+    `done` says what already happened when it still fails (a job submitted)."""
+    from jupyter_hop.profile import setup
+
+    if not overrides:
+        return
     try:
+        check_writable(paths, before.name)
         with naming(overrides):
-            # What `init` does: the profile file and its server config, both checked, written together.
-            setup.init_profile(paths, name, updates(profile, changed, overrides), ask_password=None)
+            setup.init_profile(paths, before.name, updates(before, after, overrides), ask_password=None)
     except HopError as exc:
-        if exc.message.startswith("--"):  # it names the option already
-            raise
-        raise HopError(f"--save: {exc.message}", detail=exc.detail, exit_code=exc.exit_code) from exc
+        message = exc.message if exc.message.startswith("--") else f"--save: {exc.message}"
+        raise HopError(message + (f"; {done}" if done else ""), detail=exc.detail, exit_code=exc.exit_code) from exc

@@ -7,7 +7,7 @@ import getpass
 import os
 import shlex
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,16 +32,15 @@ def build(paths: Paths, profile: Profile, run_args: Sequence[str] = ()) -> unit_
     `run_args` carry to the launcher (overrides.run_args)."""
     from jupyter_hop.server.serverconfig import resolved_root
 
-    with overrides.naming(overrides.parse_run_args(run_args) or {}):
-        return unit_file.spec_for(
-            profile,
-            paths,
-            root_dir=resolved_root(profile),
-            home=home(),
-            journal=systemctl.journal_available(),
-            private_users=systemctl.private_tmp_possible(),
-            run_args=run_args,
-        )
+    return unit_file.spec_for(
+        profile,
+        paths,
+        root_dir=resolved_root(profile),
+        home=home(),
+        journal=systemctl.journal_available(),
+        private_users=systemctl.private_tmp_possible(),
+        run_args=run_args,
+    )
 
 
 def _install_command(name: str, run_args: Sequence[str], *options: str) -> str:
@@ -61,8 +60,14 @@ class Installed:
     running: bool  # already running: a changed unit applies from the next (re)start
 
 
-def install(paths: Paths, profile: Profile, *, force: bool, run_args: Sequence[str] = ()) -> Installed:
-    """Write the unit where the user manager reads it, reload, enable; a different one needs force."""
+def install(
+    paths: Paths, profile: Profile, *, force: bool, run_args: Sequence[str] = (),
+    checked: Callable[[], None] | None = None,
+) -> Installed:
+    """Write the unit where the user manager reads it, reload, enable; a different one needs force.
+
+    `checked` runs once everything is checked, before the unit is written (`--save` writes the profile then).
+    """
     spec = build(paths, profile, run_args)
     text = unit_file.render(spec)
     path = installed_path(spec.unit)
@@ -72,6 +77,8 @@ def install(paths: Paths, profile: Profile, *, force: bool, run_args: Sequence[s
             f"{path} differs from the unit jupyter-hop would write now (edited, the profile changed, or other "
             f"one-off options); `{_install_command(profile.name, run_args, '--force')}` replaces it"
         )
+    if checked:
+        checked()
     if old != text:
         # Not private: systemd and the user read it; it holds no secret.
         atomic_write(path, text, mode=0o644)
