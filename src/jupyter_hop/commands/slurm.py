@@ -78,7 +78,7 @@ def submit(
     given = _slurm_overrides(time, partition, cpus, mem, gpus, gres, account, qos, constraint, job_name, sbatch)
     base = store.load(paths, name)
     prof = overrides.apply(base, given)
-    if save:
+    if save and given:
         overrides.check_writable(paths, name)
     submission = jobs.submit(paths, prof)
     job_id = submission.job_id

@@ -88,7 +88,7 @@ def install(
         paths, base = _load(name)
         profile = overrides.apply(base, given)
         run_args = [] if save else overrides.run_args(profile, given)
-        if save:
+        if save and given:
             overrides.check_writable(paths, name)
         checked = (lambda: overrides.save(paths, base, profile, given)) if save else None
         result = ops.install(paths, profile, force=force, run_args=run_args, checked=checked)

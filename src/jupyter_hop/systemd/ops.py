@@ -107,12 +107,12 @@ def check_installed(paths: Paths, profile: Profile) -> str:
     given = overrides.parse_run_args(run_args)
     if given is None:  # not options jupyter-hop wrote: a hand edit
         run_args, given = [], {}
-    stale = (f"{path} does not match the profile any more; "
-             f"`{_install_command(profile.name, run_args, '--force')}` updates it")
+    stale = ""
     with contextlib.suppress(HopError):
         spec = build(paths, overrides.apply(profile, given), run_args)
-        if unit_file.render(spec) == text:
-            stale = ""
+        if unit_file.render(spec) != text:
+            stale = (f"{path} does not match the profile any more; "
+                     f"`{_install_command(profile.name, run_args, '--force')}` updates it")
         if spec.log_file:
             private_file(Path(spec.log_file))  # a missing log dir would make the start fail
     return stale
