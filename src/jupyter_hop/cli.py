@@ -33,6 +33,7 @@ COMMAND_MODULES = {
     "init": "profiles", "password": "profiles", "config": "profiles", "run": "run", "instructions": "run",
     "list": "inventory", "stop": "inventory", "doctor": "doctor", "systemd": "systemd", "slurm": "slurm",
 }
+GROUPS = ("systemd", "slurm")  # command groups: of these, only the subcommand named is registered
 
 
 def _register(argv: list[str]) -> None:
@@ -40,8 +41,14 @@ def _register(argv: list[str]) -> None:
 
     words = [word for word in argv if not word.startswith("-")]
     wanted = COMMAND_MODULES.get(words[0]) if words else None
-    names = [wanted] if wanted else list(dict.fromkeys(COMMAND_MODULES.values()))
-    for name in names:
+    if wanted:
+        module = importlib.import_module(f"jupyter_hop.commands.{wanted}")
+        if words[0] in GROUPS:
+            module.register(app, words[1] if len(words) > 1 else "")
+        else:
+            module.register(app)
+        return
+    for name in dict.fromkeys(COMMAND_MODULES.values()):
         importlib.import_module(f"jupyter_hop.commands.{name}").register(app)
 
 

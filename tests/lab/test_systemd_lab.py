@@ -362,10 +362,10 @@ def test_unit_without_user_namespaces_still_runs(user_manager: UserManager, unit
     env, name = unit_env, "nouserns"
     make_profile(user_manager, env, name)
     script = (
-        "import sys; from pathlib import Path; from jupyter_hop.systemd import ops, unit; "
+        "import sys; from pathlib import Path; from jupyter_hop.systemd import machine, ops, unit; "
         "from jupyter_hop.profile import store; "
         "from jupyter_hop.paths import Paths; p = Paths.from_env(); prof = store.load(p, sys.argv[1]); "
-        "spec = ops.build(p, prof); "
+        "spec = machine.build(p, prof); "
         "import dataclasses; spec = dataclasses.replace(spec, private_users=False); "
         "path = ops.installed_path(spec.unit); path.write_text(unit.render(spec))"
     )

@@ -23,8 +23,8 @@ from jupyter_hop.tracking import instructions
 from jupyter_hop.tracking.records import Record
 
 # "EOF" is a valid host and user name, and the heredoc's terminator: it must stay inside its line
-HOST = st.just("EOF") | st.from_regex(HOST_RE, fullmatch=True).filter(lambda h: len(h) <= 60)
-USER = st.sampled_from(["", "EOF"]) | st.from_regex(USER_RE, fullmatch=True)
+HOST = st.just("EOF") | st.from_regex(HOST_RE.pattern, fullmatch=True).filter(lambda h: len(h) <= 60)
+USER = st.sampled_from(["", "EOF"]) | st.from_regex(USER_RE.pattern, fullmatch=True)
 # socket paths come from the runtime dir, which a user may have put anywhere (printable: see check_record)
 SOCK = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40).filter(
     str.isprintable).map(lambda s: "/run/user/1000/jupyter-hop/" + s.replace("/", "_") + "/jupyter.sock")

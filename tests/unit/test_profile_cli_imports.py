@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,36 @@ def test_init_with_password_never_imports_jupyter_server(tmp_path: Path) -> None
     loaded = modules_after(tree, ["init", "q", "--password-stdin", "--root-dir", str(tree.work)], stdin="pw\n")
     assert "argon2" in {m.split(".")[0] for m in loaded}  # the probe saw the real work being done
     assert heavy(loaded) == []
+
+
+def test_render_commands_import_only_what_rendering_needs() -> None:
+    """The render commands run often (a unit's or script's text piped elsewhere): they must not pay for the
+    tracking of servers, the systemd operations or the other commands of their group."""
+    # Outside /tmp: a rendered unit refuses paths under /tmp (the unit gets a private /tmp).
+    cache = Path.home() / ".cache"
+    cache.mkdir(exist_ok=True)
+    base = Path(tempfile.mkdtemp(prefix="jupyter-hop-imports-test-", dir=cache))
+    try:
+        _render_imports(HopTree.make(base))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _render_imports(tree: HopTree) -> None:
+    made = tree.hop(["init", "p", "--password-stdin", "--root-dir", str(tree.work)], stdin="pw\n")
+    assert made.returncode == 0, made.stderr
+    for group in ("systemd", "slurm"):
+        loaded = set(modules_after(tree, [group, "render", "p"]))
+        assert f"jupyter_hop.commands.{group}" in loaded
+        assert {"jupyter_hop.tracking.records", "jupyter_hop.systemd.ops", "jupyter_hop.slurm.jobs"} & loaded == set()
+        assert heavy(sorted(loaded)) == []
+
+
+def test_a_group_names_all_its_commands_when_none_is_given(tmp_path: Path) -> None:
+    tree = HopTree.make(tmp_path)
+    shown = tree.hop(["systemd", "--help"])
+    assert shown.returncode == 0
+    for command in ("render", "install", "start", "restart", "stop", "status", "logs", "uninstall"):
+        assert f" {command} " in shown.stdout
+    typo = tree.hop(["systemd", "rendr"])
+    assert typo.returncode == 2 and "Did you mean 'render'?" in typo.stderr

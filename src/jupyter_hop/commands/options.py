@@ -16,7 +16,12 @@ def group(name: str, help: str) -> tuple[typer.Typer, Callable[[typer.Typer], No
     """A command group (`jupyter hop NAME ...`) and the function that adds it to the root app."""
     app = typer.Typer(no_args_is_help=True, help=help)
 
-    def register(root: typer.Typer) -> None:
+    def register(root: typer.Typer, command: str = "") -> None:
+        """Add the group; given the subcommand the command line names, only that one (Typer inspects the
+        signature of every command it registers, which `render` would otherwise pay for all of them)."""
+        named = [info for info in app.registered_commands if _command_name(info) == command]
+        if named:
+            app.registered_commands = named
         root.add_typer(app, name=name)
 
     return app, register
@@ -75,3 +80,8 @@ def absolute(path: str | None) -> str | None:
     if not path or path.startswith("~"):
         return path
     return os.path.abspath(path)
+def _command_name(info: typer.models.CommandInfo) -> str:
+    if info.name:
+        return info.name
+    callback = info.callback
+    return callback.__name__.replace("_", "-") if callback else ""

@@ -53,7 +53,7 @@ def render(
 ) -> None:
     """Print the unit that `install` would write on this machine."""
     from jupyter_hop.profile import overrides
-    from jupyter_hop.systemd import ops
+    from jupyter_hop.systemd import machine
     from jupyter_hop.systemd import unit as unit_file
 
     given = _server_overrides(app, bind, port, root_dir, idle_timeout)
@@ -61,7 +61,7 @@ def render(
         paths, base = _load(name)
         profile = overrides.apply(base, given)
         # without --save the unit's run line carries the overrides; with it, the profile does
-        text = unit_file.render(ops.build(paths, profile, [] if save else overrides.run_args(profile, given)))
+        text = unit_file.render(machine.build(paths, profile, [] if save else overrides.run_args(profile, given)))
         if save:
             overrides.save(paths, base, profile, given)
     sys.stdout.write(text)

@@ -6,7 +6,6 @@ import dataclasses
 import importlib.util
 import keyword
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,18 +13,19 @@ from typing import Any
 from jupyter_hop import fields
 from jupyter_hop.errors import HopError
 from jupyter_hop.fields import APPS, BINDS, SSH_STYLES, App, Bind, SshStyle
+from jupyter_hop.patterns import lazy
 from jupyter_hop.slurm import settings as slurm_settings
 from jupyter_hop.slurm.settings import SlurmSettings
 from jupyter_hop.systemd import settings as systemd_settings
 from jupyter_hop.systemd.settings import SystemdSettings
 
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+NAME_RE = lazy(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # host names and ssh user names: letters, digits and . _ - (no leading '-', which ssh would read as an option)
-HOST_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}")
-USER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
+HOST_RE = lazy(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}")
+USER_RE = lazy(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
 # each part starts with a letter: traitlets' Config keeps "__x" names as Python attributes, so such an option
 # would be lost or (`__class__`) break the config at load time; no configurable trait starts with "_"
-TRAIT_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\.[A-Za-z][A-Za-z0-9_]*")
+TRAIT_RE = lazy(r"[A-Za-z][A-Za-z0-9_]*\.[A-Za-z][A-Za-z0-9_]*")
 # traits that jupyter-hop sets itself: letting a profile override them would undo the security defaults
 OWNED_TRAITS = frozenset(
     {
@@ -62,6 +62,8 @@ def default_app() -> App:
 
 @dataclass
 class ServerSettings:
+    """The profile's [server] table: what runs, where it listens, and how long it may take."""
+
     app: App = field(default_factory=default_app)
     root_dir: str = "~"
     bind: Bind = "localhost"
@@ -74,6 +76,8 @@ class ServerSettings:
 
 @dataclass
 class SshSettings:
+    """The profile's [ssh] table: how the printed tunnel reaches the server."""
+
     login_host: str = ""  # what the user types after `ssh` (a ~/.ssh/config alias works); "" = this host
     user: str = ""  # "" = the user running jupyter-hop
     style: SshStyle = "command"  # how instructions show the tunnel: an ssh command, or an ~/.ssh/config block
@@ -81,6 +85,8 @@ class SshSettings:
 
 @dataclass
 class Profile:
+    """One profile file: its name and its four tables."""
+
     name: str
     server: ServerSettings = field(default_factory=ServerSettings)
     ssh: SshSettings = field(default_factory=SshSettings)

@@ -5,19 +5,19 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from jupyter_hop.errors import HopError
 from jupyter_hop.paths import Paths
+from jupyter_hop.patterns import lazy
 from jupyter_hop.profile.model import Profile, validate
 from jupyter_hop.slurm.settings import option_name
 
 # section -> key -> the value as typed: a string, or for --sbatch the list of its directives
 Given = Mapping[str, Mapping[str, "str | Sequence[str]"]]
-INTEGER_RE = re.compile(r"[+-]?[0-9]{1,18}")
+INTEGER_RE = lazy(r"[+-]?[0-9]{1,18}")
 
 
 @dataclass(frozen=True)

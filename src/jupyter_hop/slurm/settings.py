@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from jupyter_hop.errors import HopError
+from jupyter_hop.patterns import lazy
 
 # sbatch --time: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS
-TIME_RE = re.compile(
+TIME_RE = lazy(
     r"\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d{1,2}|\d+-\d{1,2}:\d{1,2}|\d+-\d{1,2}:\d{1,2}:\d{1,2}"
 )
-MEM_RE = re.compile(r"[1-9]\d*[KMGT]?")
+MEM_RE = lazy(r"[1-9]\d*[KMGT]?")
 # partition, account, qos, job name: what sites use, and nothing a shell or sbatch would read specially
-WORD_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
-GPUS_RE = re.compile(r"([A-Za-z0-9_.-]+:)?[1-9]\d*")
-GRES_RE = re.compile(r"[A-Za-z0-9_.:,-]{1,256}")
-CONSTRAINT_RE = re.compile(r"[A-Za-z0-9_.&|!\[\]*()-]{1,256}")
+WORD_RE = lazy(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
+GPUS_RE = lazy(r"([A-Za-z0-9_.-]+:)?[1-9]\d*")
+GRES_RE = lazy(r"[A-Za-z0-9_.:,-]{1,256}")
+CONSTRAINT_RE = lazy(r"[A-Za-z0-9_.&|!\[\]*()-]{1,256}")
 # a short option takes its value after one space, and the value does not start with "-" (another option)
-DIRECTIVE_RE = re.compile(r"--[a-z][a-z0-9-]*(=[^\n\r\x00]*)?|-[A-Za-z]( [^\n\r\x00 -][^\n\r\x00]*)?")
-OPTION_NAME_RE = re.compile(r"--[a-z][a-z0-9-]*|-[A-Za-z]")
+DIRECTIVE_RE = lazy(r"--[a-z][a-z0-9-]*(=[^\n\r\x00]*)?|-[A-Za-z]( [^\n\r\x00 -][^\n\r\x00]*)?")
+OPTION_NAME_RE = lazy(r"--[a-z][a-z0-9-]*|-[A-Za-z]")
 MAX_SETUP_LINE = 4096
 # sbatch's one-letter options, so "-p" and "--partition" name the same directive when skipping or overriding
 SHORT_OPTIONS = {
@@ -40,6 +40,8 @@ REFUSED_EXTRA = LOG_OPTIONS | {"--wrap", "--array", "--wait", "--hold", "--help"
 
 @dataclass
 class SlurmSettings:
+    """The profile's [slurm] table: the batch job's resources, directives and setup lines."""
+
     job_name: str = "jupyter-hop"
     partition: str = ""
     time: str = "04:00:00"

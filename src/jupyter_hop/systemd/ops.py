@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-import os
 import shlex
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -19,28 +18,9 @@ from jupyter_hop.profile import overrides
 from jupyter_hop.profile.model import Profile
 from jupyter_hop.systemd import systemctl
 from jupyter_hop.systemd import unit as unit_file
+from jupyter_hop.systemd.machine import build, home
 from jupyter_hop.tracking import records
 from jupyter_hop.tracking.records import Record
-
-
-def home() -> Path:
-    return Path(os.environ.get("HOME") or Path.home())
-
-
-def build(paths: Paths, profile: Profile, run_args: Sequence[str] = ()) -> unit_file.UnitSpec:
-    """The spec `install` would write on this machine now; `profile` already has the one-off overrides that
-    `run_args` carry to the launcher (overrides.run_args)."""
-    from jupyter_hop.server.serverconfig import resolved_root
-
-    return unit_file.spec_for(
-        profile,
-        paths,
-        root_dir=resolved_root(profile),
-        home=home(),
-        journal=systemctl.journal_available(),
-        private_users=systemctl.private_tmp_possible(),
-        run_args=run_args,
-    )
 
 
 def _install_command(name: str, run_args: Sequence[str], *options: str) -> str:

@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 
 from jupyter_hop.errors import HopError
+from jupyter_hop.patterns import lazy
 
-ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
-MEMORY_RE = re.compile(r"[1-9]\d*[KMGT]?|\d{1,2}%|100%|infinity")
-CPU_QUOTA_RE = re.compile(r"[1-9]\d{0,4}%")
+ENV_NAME_RE = lazy(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+MEMORY_RE = lazy(r"[1-9]\d*[KMGT]?|\d{1,2}%|100%|infinity")
+CPU_QUOTA_RE = lazy(r"[1-9]\d{0,4}%")
 # Variables the unit sets itself: a profile overriding them would point the launcher at other files.
 OWNED_ENV = frozenset({"JUPYTER_HOP_UNIT", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "NOTIFY_SOCKET"})
 # Anything that ends a line, or that systemd would read as something other than text, cannot be carried.
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_RE = lazy(r"[\x00-\x1f\x7f]")
 
 
 
 @dataclass
 class SystemdSettings:
+    """The profile's [systemd] table: the user unit's environment and resource limits."""
+
     environment: dict[str, str] = field(default_factory=dict)
     memory_max: str = ""
     cpu_quota: str = ""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import os
 import subprocess
 import time
@@ -48,6 +47,8 @@ def check(args: list[str], *, timeout: float = 60, what: str = "") -> str:
 def require_manager(env: Mapping[str, str] | None = None) -> None:
     """Raise a one-line HopError saying why no user manager is reachable and what to do about it."""
     env = _env(env)
+    import getpass
+
     user, uid = getpass.getuser(), os.getuid()
     runtime = env.get("XDG_RUNTIME_DIR", "")
     if not runtime:

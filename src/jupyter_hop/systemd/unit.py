@@ -12,6 +12,7 @@ from pathlib import Path
 
 from jupyter_hop.errors import HopError
 from jupyter_hop.paths import Paths
+from jupyter_hop.patterns import lazy
 from jupyter_hop.profile.model import Profile, check_name
 from jupyter_hop.systemd.settings import unit_path
 from jupyter_hop.templates import systemd_path  # noqa: F401 (the filter, re-exported for tests)
@@ -105,7 +106,7 @@ def log_path(paths: Paths, profile: str) -> Path:
 
 
 # One word of an Exec line as the `systemd` filter writes it: double-quoted with \\ \" %% $$, or bare.
-_EXEC_WORD = re.compile(r'"((?:[^"\\]|\\.)*)"|([^\s"]+)')
+_EXEC_WORD = lazy(r'"((?:[^"\\]|\\.)*)"|([^\s"]+)')
 
 
 def run_args_of(text: str, profile: str) -> list[str] | None:
@@ -117,7 +118,7 @@ def run_args_of(text: str, profile: str) -> list[str] | None:
     line = lines[0][len("ExecStart="):]
     words: list[str] = []
     position = 0
-    for match in _EXEC_WORD.finditer(line):
+    for match in _EXEC_WORD.compiled.finditer(line):
         if line[position:match.start()].strip():
             return None
         quoted, bare = match.groups()

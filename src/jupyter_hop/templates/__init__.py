@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import functools
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jupyter_hop.errors import HopError
+from jupyter_hop.patterns import lazy
 from jupyter_hop.systemd.settings import unit_path
 
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 PACKAGE_DIR = Path(__file__).resolve().parent
 # Characters no quoting can carry through a one-line directive or shell line: control characters, including
 # the C1 ones and the Unicode line separators, which some readers of a script or unit take for a line break.
-_UNCARRIABLE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+_UNCARRIABLE = lazy(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def template_root() -> Path:
@@ -30,10 +30,10 @@ def template_root() -> Path:
     raise HopError(f"the templates are missing from {PACKAGE_DIR}: reinstall jupyter-hop")
 
 
-_SAFE_WORD = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
+_SAFE_WORD = lazy(r"[A-Za-z0-9_@%+=:,./-]+")
 # outside single quotes and backslash-escaped: a quote cannot be inside single quotes, and `$` and backquote
 # are escaped so that ShellCheck does not mistake a literal value for an expansion meant to happen
-_SPLIT = re.compile(r"(['$`])")
+_SPLIT = lazy(r"(['$`])")
 
 
 def sh(value: object) -> str:
