@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from jupyter_hop.commands.options import Json, ProfileName, SshConfig, group
+from jupyter_hop.commands.options import Json, ProfileName, ShowToken, SshConfig, check_show_token, group
 from jupyter_hop.output import show_instructions
 
 if TYPE_CHECKING:
@@ -40,6 +40,8 @@ def render(name: ProfileName = "default") -> None:
 def submit(
     name: ProfileName = "default",
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Print the job id and return at once.")] = False,
+    as_json: Json = False,
+    show_token: ShowToken = False,
 ) -> None:
     """Submit the job, wait until its server answers, then print how to connect."""
     from jupyter_hop.output import say
@@ -47,10 +49,18 @@ def submit(
     from jupyter_hop.profile import store
     from jupyter_hop.slurm import jobs
 
+    check_show_token(show_token)
     paths = Paths.from_env()
     prof = store.load(paths, name)
     submission = jobs.submit(paths, prof)
     job_id = submission.job_id
+    if as_json:
+        _submitted_json(paths, submission, prof.server.bind, no_wait=no_wait, show_token=show_token)
+        if no_wait:
+            return
+        _wait_and_print(paths, submission, prof.server.ready_timeout, prof.ssh.style, as_json=True,
+                        show_token=show_token)
+        return
     if no_wait:
         say(f"Submitted Slurm job {job_id}.")
         say(f"Once it runs, `jupyter hop slurm instructions {job_id}` prints how to connect "
@@ -58,13 +68,30 @@ def submit(
         return
     sys.stderr.write(f"Submitted Slurm job {job_id}; waiting for its Jupyter server (Ctrl-C stops waiting, "
                      "not the job).\n")
-    _wait_and_print(paths, submission, prof.server.ready_timeout, prof.ssh.style)
+    _wait_and_print(paths, submission, prof.server.ready_timeout, prof.ssh.style, show_token=show_token)
 
 
-def _wait_and_print(paths: Paths, submission: Submission, ready_timeout: float, style: str) -> None:
+def _submitted_json(paths: Paths, submission: Submission, bind: str, *, no_wait: bool, show_token: bool) -> None:
+    """With --no-wait the protocol's object of a submitted job on stdout; else the first event on stderr."""
+    from jupyter_hop import protocol
+    from jupyter_hop.output import show_object
+    from jupyter_hop.tracking import instructions
+
+    if no_wait:
+        show_object(protocol.submitted(submission.job_id, submission.profile, bind, submission.log,
+                                       hop=instructions.invocation(), show_token=show_token))
+        return
+    sys.stderr.write(protocol.dumps(protocol.submit_event(submission.job_id, submission.log)))
+    sys.stderr.flush()
+
+
+def _wait_and_print(
+    paths: Paths, submission: Submission, ready_timeout: float, style: str, *, as_json: bool = False,
+    show_token: bool = False,
+) -> None:
     from jupyter_hop.slurm import jobs, progress
 
-    line = progress.StatusLine(sys.stderr)
+    line: progress.Progress = progress.JsonProgress(sys.stderr) if as_json else progress.StatusLine(sys.stderr)
     job_id = submission.job_id
     try:
         record, job = jobs.wait_ready(paths, submission, ready_timeout, line)
@@ -77,7 +104,7 @@ def _wait_and_print(paths: Paths, submission: Submission, ready_timeout: float, 
     finally:
         line.clear()
     record = jobs.with_end(record, job)
-    show_instructions(record, style)
+    show_instructions(record, style, as_json=as_json, show_token=show_token, log=submission.log)
 
 
 @app.command("instructions")
@@ -85,6 +112,8 @@ def instructions(
     job_id: JobId,
     ssh_config: SshConfig = False,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until the job's server is ready.")] = False,
+    as_json: Json = False,
+    show_token: ShowToken = False,
 ) -> None:
     """Print how to connect to a running job's server (the token only on your own terminal)."""
     from jupyter_hop.errors import HopError
@@ -93,6 +122,7 @@ def instructions(
     from jupyter_hop.slurm import jobs, submissions
     from jupyter_hop.tracking import records
 
+    check_show_token(show_token)
     paths = Paths.from_env()
     style = "config" if ssh_config else "command"
     submissions.check_job_id(job_id)
@@ -102,10 +132,11 @@ def instructions(
             raise HopError(f"Slurm job {job_id} was not submitted by jupyter-hop for you; "
                            "`jupyter hop slurm status` lists yours")
         timeout = store.load(paths, submission.profile).server.ready_timeout
-        _wait_and_print(paths, submission, timeout, style)
+        _wait_and_print(paths, submission, timeout, style, as_json=as_json, show_token=show_token)
         return
     record = jobs.find_record(paths, job_id)
-    show_instructions(record, style)
+    show_instructions(record, style, as_json=as_json, show_token=show_token,
+                      log=submissions.job_log(paths, record))
 
 
 @app.command()
