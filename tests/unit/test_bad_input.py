@@ -140,6 +140,26 @@ BAD_OVERRIDES = [
     ),
 ]
 
+# --show-token where stdout is a log that others may read: refused before anything starts or is submitted
+IN_JOB = {"SLURM_JOB_ID": "81234", "SLURMD_NODENAME": "c0412", "SLURM_SUBMIT_HOST": "login1"}
+IN_UNIT = {"JUPYTER_HOP_UNIT": "jupyter-hop-good.service"}
+SHOW_TOKEN = [
+    Case("show-token-run-in-job", ["run", "good", "--json", "--show-token"], ["--show-token", "SLURM_JOB_ID",
+                                                                              "'81234'"], env=IN_JOB),
+    Case("show-token-text-run-in-job", ["run", "good", "--show-token"], ["--show-token", "Slurm job"], env=IN_JOB),
+    Case("show-token-submit-in-job", ["slurm", "submit", "good", "--json", "--show-token"],
+         ["--show-token", "SLURM_JOB_ID"], env=IN_JOB),
+    Case("show-token-slurm-instructions-in-job", ["slurm", "instructions", "81234", "--json", "--show-token"],
+         ["--show-token", "SLURM_JOB_ID"], env=IN_JOB),
+    Case("show-token-run-in-unit", ["run", "good", "--json", "--show-token"],
+         ["--show-token", "JUPYTER_HOP_UNIT", "'jupyter-hop-good.service'"], env=IN_UNIT),
+    Case("show-token-instructions-in-unit", ["instructions", "good", "--json", "--show-token"],
+         ["--show-token", "systemd unit"], env=IN_UNIT),
+    Case("show-token-systemd-start-in-unit", ["systemd", "start", "good", "--json", "--show-token"],
+         ["--show-token", "JUPYTER_HOP_UNIT"], env=IN_UNIT),
+    Case("json-install-without-now", ["systemd", "install", "good", "--json"], ["--json", "--now"]),
+]
+
 CASES = [
     Case("missing-profile", ["config", "nosuch"], ["'nosuch'", "jupyter hop init nosuch"]),
     Case("missing-profile-password", ["password", "nosuch", "--password-stdin"], ["'nosuch'"], stdin="pw\n"),
@@ -349,6 +369,7 @@ CASES = [
     ),
     *BAD_ENV,
     *BAD_OVERRIDES,
+    *SHOW_TOKEN,
 ]
 
 
