@@ -31,17 +31,41 @@ def say(text: str = "") -> None:
     sys.stdout.flush()
 
 
+def note(text: str) -> None:
+    """A line for people on stderr: with --json, stdout carries the one object and nothing else."""
+    sys.stderr.write(text if text.endswith("\n") else text + "\n")
+    sys.stderr.flush()
+
+
 def warn(text: str) -> None:
     sys.stderr.write(f"jupyter-hop: warning: {text}\n")
     sys.stderr.flush()
 
 
-def show_instructions(record: Record, style: str) -> None:
-    """Print a server's instructions for the user at this terminal: the token only if stdout is a terminal."""
+def show_instructions(
+    record: Record, style: str, *, as_json: bool = False, show_token: bool = False, log: str = ""
+) -> None:
+    """Print a server's instructions for the user at this terminal (the token only if stdout is a terminal, or
+    with --show-token), or with `as_json` the protocol's one object (the token only with --show-token)."""
+    import time
+
+    from jupyter_hop import protocol
     from jupyter_hop.tracking import instructions
 
-    text = instructions.render(record, style=style, show_secret=sys.stdout.isatty(), hop=instructions.invocation())
-    sys.stdout.write(text)
+    hop = instructions.invocation()
+    if as_json:
+        show_object(protocol.ready(record, hop=hop, show_token=show_token, now=time.time(), log=log))
+        return
+    show_secret = show_token or sys.stdout.isatty()
+    sys.stdout.write(instructions.render(record, style=style, show_secret=show_secret, hop=hop))
+    sys.stdout.flush()
+
+
+def show_object(obj: dict[str, Any]) -> None:
+    """The --json object of a command that starts a server or prints its instructions: one line, flushed."""
+    from jupyter_hop import protocol
+
+    sys.stdout.write(protocol.dumps(obj))
     sys.stdout.flush()
 
 

@@ -71,14 +71,15 @@ class Launcher:
                 self.process.wait()
 
 
-def start_launcher(user: TestUser, env: dict[str, str], name: str, prefix: list[str] | None = None) -> Launcher:
-    """Start `jupyter-hop run NAME` as the user; `prefix` runs it elsewhere (e.g. `ip netns exec compute`).
+def start_launcher(user: TestUser, env: dict[str, str], name: str, prefix: list[str] | None = None,
+                   args: tuple[str, ...] = ()) -> Launcher:
+    """Start `jupyter-hop run NAME [ARGS]` as the user; `prefix` runs it elsewhere (e.g. `ip netns exec compute`).
 
     The launcher is the process we signal: setpriv and env exec, so the pid is the launcher's own.
     """
     directory = Path(tempfile.mkdtemp(prefix="launcher-"))
     out_path, err_path = directory / "out", directory / "err"
-    argv = user.argv(["jupyter-hop", "run", name], env)
+    argv = user.argv(["jupyter-hop", "run", name, *args], env)
     with out_path.open("w") as out, err_path.open("w") as err:
         process = subprocess.Popen([*(prefix or []), *argv], stdout=out, stderr=err, text=True,
                                    cwd=str(user.home), start_new_session=True)

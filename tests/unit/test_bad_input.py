@@ -79,6 +79,87 @@ BAD_ENV = [
     in_job("SLURM_JOB_ID", "../../x"),
 ]
 
+def override(option: str, value: str, *names: str, command: tuple[str, ...] = ("slurm", "render")) -> Case:
+    """A one-off override with a bad value: named as the option (not the profile key) with the value."""
+    return Case(f"override{option}-{value!r}", [*command, "good", option, value], [option, *names])
+
+
+SUBMIT = ("slurm", "submit")
+RUN = ("run",)
+INSTALL = ("systemd", "install")
+# one-off overrides (`slurm submit good --time 5h`): refused before anything is written, submitted or started
+BAD_OVERRIDES = [
+    override("--time", "5 hours", "'5 hours'", "MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS"),
+    override("--time", "1", "'1'", "signal_grace", command=SUBMIT),
+    override("--cpus", "many", "'many'", "an integer, 1-4096", command=SUBMIT),
+    override("--cpus", "0", "= 0", "1-4096"),
+    override("--mem", "16 GB", "'16 GB'", "16G"),
+    override("--gpus", "a100:0", "'a100:0'", "type:count", command=SUBMIT),
+    override("--gres", "gpu:1;id", "'gpu:1;id'", "gpu:1"),
+    override("--partition", "gpu debug", "'gpu debug'", "letters, digits"),
+    override("--account", "-A", "'-A'", "letters, digits", command=SUBMIT),
+    override("--qos", "$(id)", "'$(id)'", "letters, digits"),
+    override("--constraint", "a;b", "'a;b'", "feature names"),
+    override("--job-name", "", "''", "letters, digits"),
+    override("--sbatch", "--output=x", "'--output=x'", "any sbatch option but"),
+    override("--sbatch", "--wrap=ls", "'--wrap=ls'", "any sbatch option but", command=SUBMIT),
+    override("--sbatch", "foo", "'foo'", "one sbatch option"),
+    override("--sbatch", "-o x", "'-o x'", "any sbatch option but"),
+    override("--sbatch", "--x\nrm -rf ~", "'--x\\nrm -rf ~'", "one sbatch option"),
+    override("--port", "70000", "70000", "1024-65535", command=RUN),
+    override("--port", "http", "'http'", "an integer, 0 (pick a free port) or 1024-65535", command=INSTALL),
+    override("--bind", "everywhere", "'everywhere'", "localhost, socket, node", command=RUN),
+    override("--app", "jupyterhub", "'jupyterhub'", "lab, server, notebook", command=INSTALL),
+    override("--root-dir", "", "''", "a directory path", command=RUN),
+    override("--root-dir", "/a\nb", "'/a\\nb'", "on one line", command=INSTALL),
+    override("--idle-timeout", "-5", "-5", "0 or more", command=RUN),
+    override("--idle-timeout", "soon", "'soon'", "an integer", command=INSTALL),
+    Case(
+        "override-skipped-directive",
+        ["slurm", "render", "site", "--mem", "4G"],
+        ["--mem", "'4G'", "skip_directives"],
+        setup=write_profile("site", GOOD_BODY + '[slurm]\nskip_directives = ["--mem"]\n'),
+    ),
+    Case(
+        "save-read-only-config-dir",
+        ["slurm", "render", "good", "--time", "2:00:00", "--save"],
+        ["--save", "good.toml", "read-only"],
+        wrap=read_only(lambda tree: tree.config),
+    ),
+    Case(
+        "save-read-only-profile-file",
+        ["slurm", "submit", "good", "--cpus", "2", "--save"],
+        ["--save", "good.toml", "read-only"],
+        wrap=read_only(lambda tree: tree.profile("good")),
+    ),
+    Case(
+        "save-read-only-unit-install",
+        ["systemd", "install", "good", "--port", "9000", "--save"],
+        ["--save", "good.toml", "read-only"],
+        wrap=read_only(lambda tree: tree.config / "profiles"),
+    ),
+]
+
+# --show-token where stdout is a log that others may read: refused before anything starts or is submitted
+IN_JOB = {"SLURM_JOB_ID": "81234", "SLURMD_NODENAME": "c0412", "SLURM_SUBMIT_HOST": "login1"}
+IN_UNIT = {"JUPYTER_HOP_UNIT": "jupyter-hop-good.service"}
+SHOW_TOKEN = [
+    Case("show-token-run-in-job", ["run", "good", "--json", "--show-token"], ["--show-token", "SLURM_JOB_ID",
+                                                                              "'81234'"], env=IN_JOB),
+    Case("show-token-text-run-in-job", ["run", "good", "--show-token"], ["--show-token", "Slurm job"], env=IN_JOB),
+    Case("show-token-submit-in-job", ["slurm", "submit", "good", "--json", "--show-token"],
+         ["--show-token", "SLURM_JOB_ID"], env=IN_JOB),
+    Case("show-token-slurm-instructions-in-job", ["slurm", "instructions", "81234", "--json", "--show-token"],
+         ["--show-token", "SLURM_JOB_ID"], env=IN_JOB),
+    Case("show-token-run-in-unit", ["run", "good", "--json", "--show-token"],
+         ["--show-token", "JUPYTER_HOP_UNIT", "'jupyter-hop-good.service'"], env=IN_UNIT),
+    Case("show-token-instructions-in-unit", ["instructions", "good", "--json", "--show-token"],
+         ["--show-token", "systemd unit"], env=IN_UNIT),
+    Case("show-token-systemd-start-in-unit", ["systemd", "start", "good", "--json", "--show-token"],
+         ["--show-token", "JUPYTER_HOP_UNIT"], env=IN_UNIT),
+    Case("json-install-without-now", ["systemd", "install", "good", "--json"], ["--json", "--now"]),
+]
+
 CASES = [
     Case("missing-profile", ["config", "nosuch"], ["'nosuch'", "jupyter hop init nosuch"]),
     Case("missing-profile-password", ["password", "nosuch", "--password-stdin"], ["'nosuch'"], stdin="pw\n"),
@@ -287,6 +368,8 @@ CASES = [
         stdin="new password\n",
     ),
     *BAD_ENV,
+    *BAD_OVERRIDES,
+    *SHOW_TOKEN,
 ]
 
 

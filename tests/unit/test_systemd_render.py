@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from jupyter_hop.errors import HopError
 from jupyter_hop.paths import Paths
-from jupyter_hop.profile import model
+from jupyter_hop.profile import model, overrides
 from jupyter_hop.systemd import settings as systemd_settings
 from jupyter_hop.systemd import unit as unit_file
 
@@ -44,14 +44,26 @@ VARIANTS: dict[str, dict[str, object]] = {
     },
     # user namespaces unavailable, root dir outside the home
     "no-userns": {"data": {}, "root": Path("/srv/data/alice"), "journal": True, "private_users": False},
+    # `systemd install lab --app server --port 9000 --root-dir ... --idle-timeout 600`: the run line carries them
+    "overrides": {
+        "data": {},
+        "root": HOME / "nb 100% $HOME \"q\" 'x'",
+        "journal": True,
+        "private_users": True,
+        "given": {"server": {"app": "server", "port": "9000", "root_dir": "/home/alice/nb 100% $HOME \"q\" 'x'",
+                             "idle_timeout": "600"}},
+    },
 }
 
 
 def _spec(variant: str, *, python: str = PYTHON) -> unit_file.UnitSpec:
     v = VARIANTS[variant]
     prof = model.from_dict("lab", v["data"])  # type: ignore[arg-type]
+    given = v.get("given", {})
+    prof = overrides.apply(prof, given)  # type: ignore[arg-type]
     return unit_file.spec_for(prof, PATHS, root_dir=v["root"], home=HOME, python=python,  # type: ignore[arg-type]
-                            journal=bool(v["journal"]), private_users=bool(v["private_users"]))
+                            journal=bool(v["journal"]), private_users=bool(v["private_users"]),
+                            run_args=overrides.run_args(prof, given))  # type: ignore[arg-type]
 
 
 def verify(text: str, unit: str) -> subprocess.CompletedProcess[str]:
@@ -130,6 +142,13 @@ def _decode_quoted(word: str) -> str:
     return "".join(out)
 
 
+def _decode_exec(word: str) -> str:
+    """An Exec line word: quoted like any other, and `$` doubled (systemd expands $VAR there)."""
+    text = _decode_quoted(word)
+    assert re.fullmatch(r"(?:[^$]|\$\$)*", text), f"a variable in {word!r}"
+    return text.replace("$$", "$")
+
+
 def _decode_path(text: str, home: str) -> str:
     if text.startswith("%h"):
         text = home.replace("%", "%%") + text[2:]
@@ -159,9 +178,11 @@ def check_structure(text: str, spec: unit_file.UnitSpec) -> None:
         if key == "StandardOutput":
             assert _decode_path(value.removeprefix("append:"), spec.home) == spec.log_file
         if key == "ExecStart":
-            words = value.split(" ")
-            assert words[1:4] == ["-m", "jupyter_hop", "run"] and len(words) == 5, value
+            words = re.findall(r'"(?:[^"\\]|\\.)*"|[^\s"]+', value)
+            assert " ".join(words) == value, value
+            assert words[1:4] == ["-m", "jupyter_hop", "run"], value
             assert _decode_quoted(words[4]) == spec.profile
+            assert [_decode_exec(word) for word in words[5:]] == list(spec.run_args), value
     assert sections == SECTIONS
     expected_env = [f"XDG_CONFIG_HOME={spec.config_home}", f"XDG_STATE_HOME={spec.state_home}"]
     expected_env += [f"{k}={v}" for k, v in sorted(spec.environment.items())]
@@ -227,6 +248,37 @@ def test_values_cannot_inject(values: tuple[str, dict[str, object], str]) -> Non
     out = render_or_reject(*values)
     if out is not None:
         check_structure(*out)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(nasty_text, st.sampled_from(["0", "9000"]), st.sampled_from([None, "0", "600"]))
+def test_overrides_on_the_run_line_cannot_inject(text: str, port: str, idle: str | None) -> None:
+    """`install --root-dir WHATEVER`: the unit is refused, or its run line reads back as exactly the overrides."""
+    given = overrides.given("server", port=port, root_dir="/home/alice/" + text, idle_timeout=idle)
+    try:
+        prof = overrides.apply(model.from_dict("lab", {}), given)
+        run_args = overrides.run_args(prof, given)
+        spec = unit_file.spec_for(prof, PATHS, root_dir=prof.root_path, home=HOME, python=PYTHON, journal=True,
+                                  private_users=True, run_args=run_args)
+        text = unit_file.render(spec)
+    except HopError as exc:
+        assert "\n" not in exc.message
+        event("rejected")
+        return
+    event("rendered")
+    check_structure(text, spec)
+    assert unit_file.run_args_of(text, "lab") == run_args
+    assert overrides.parse_run_args(run_args) == {"server": {k: str(getattr(prof.server, k)) for k in given["server"]}}
+
+
+def test_run_args_of_a_hand_edited_unit() -> None:
+    text = unit_file.render(_spec("overrides"))
+    assert unit_file.run_args_of(text, "lab") == list(_spec("overrides").run_args)
+    assert unit_file.run_args_of(unit_file.render(_spec("default")), "lab") == []
+    assert unit_file.run_args_of(text, "other") is None
+    assert unit_file.run_args_of(text.replace("ExecStart=", "ExecStart=-"), "lab") is None
+    assert unit_file.run_args_of(text.replace('"600"', '"600" "unclosed'), "lab") is None
+    assert unit_file.run_args_of(text.replace("ExecStart=", "# ExecStart="), "lab") is None
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,4 +1,5 @@
-"""The wheel carries the units/ and slurm/ templates and works installed in a fresh venv outside the checkout."""
+"""The wheel carries the units/ and slurm/ templates and the --json schema, and works installed in a fresh venv outside
+the checkout."""
 
 from __future__ import annotations
 
@@ -133,3 +134,11 @@ def test_render_from_the_wheel(installed: Installed, group: str, marker: str) ->
     # the launcher it starts is this environment's interpreter, which imports the wheel's package
     assert f"{installed.bin}/python" in rendered
     assert str(REPO) not in rendered, "the rendered file points into the checkout"
+
+
+def test_protocol_schema_is_in_the_wheel(installed: Installed) -> None:
+    """The --json schema document ships beside the module that builds the objects, and loads installed."""
+    assert "jupyter_hop/protocol.schema.json" in set(zipfile.ZipFile(installed.wheel).namelist())
+    code = "import jupyter_hop, jupyter_hop.protocol as p; print(p.schema()['title'], jupyter_hop.__file__)"
+    shown = run([str(installed.bin / "python"), "-c", code], cwd=installed.home, env=installed.env()).stdout
+    assert shown.startswith("jupyter-hop --json, schema 1 ") and str(installed.site) in shown

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from jupyter_hop.commands.options import Json, ProfileName, SshConfig, group
+from jupyter_hop.commands import options as o
+from jupyter_hop.commands.options import Json, ProfileName, ShowToken, SshConfig, check_show_token, group
 from jupyter_hop.output import show_instructions
 
 if TYPE_CHECKING:
@@ -20,17 +22,39 @@ app, register = group("slurm", "Run the Jupyter server as a Slurm batch job on a
 JobId = Annotated[str, typer.Argument(help="Slurm job id (`jupyter hop slurm status` lists yours).")]
 
 
+def _slurm_overrides(
+    time: str | None, partition: str | None, cpus: str | None, mem: str | None, gpus: str | None,
+    gres: str | None, account: str | None, qos: str | None, constraint: str | None, job_name: str | None,
+    sbatch: list[str] | None,
+) -> dict[str, dict[str, str | Sequence[str]]]:
+    from jupyter_hop.profile import overrides
+
+    return overrides.given("slurm", time=time, partition=partition, cpus=cpus, mem=mem, gpus=gpus, gres=gres,
+                           account=account, qos=qos, constraint=constraint, job_name=job_name,
+                           extra_directives=sbatch)
+
+
 @app.command()
-def render(name: ProfileName = "default") -> None:
+def render(
+    name: ProfileName = "default",
+    time: o.Time = None, partition: o.Partition = None, cpus: o.Cpus = None, mem: o.Mem = None,
+    gpus: o.Gpus = None, gres: o.Gres = None, account: o.Account = None, qos: o.Qos = None,
+    constraint: o.Constraint = None, job_name: o.JobName = None, sbatch: o.Sbatch = None, save: o.Save = False,
+) -> None:
     """Print the batch script that `submit` would submit (`sbatch` also takes it as printed)."""
     from jupyter_hop.fsutil import private_dir
     from jupyter_hop.output import say
     from jupyter_hop.paths import Paths
-    from jupyter_hop.profile import store
+    from jupyter_hop.profile import overrides, store
     from jupyter_hop.slurm import batch
 
     paths = Paths.from_env()
-    text = batch.render(batch.batch_script(store.load(paths, name), paths))
+    given = _slurm_overrides(time, partition, cpus, mem, gpus, gres, account, qos, constraint, job_name, sbatch)
+    base = store.load(paths, name)
+    prof = overrides.apply(base, given)
+    text = batch.render(batch.batch_script(prof, paths))
+    if save:
+        overrides.save(paths, base, prof, given)
     # Slurm does not create the --output directory: without it a job submitted by hand would fail unseen.
     private_dir(paths.jobs_dir)
     say(text.rstrip("\n"))
@@ -40,17 +64,36 @@ def render(name: ProfileName = "default") -> None:
 def submit(
     name: ProfileName = "default",
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Print the job id and return at once.")] = False,
+    time: o.Time = None, partition: o.Partition = None, cpus: o.Cpus = None, mem: o.Mem = None,
+    gpus: o.Gpus = None, gres: o.Gres = None, account: o.Account = None, qos: o.Qos = None,
+    constraint: o.Constraint = None, job_name: o.JobName = None, sbatch: o.Sbatch = None, save: o.Save = False,
+    as_json: Json = False,
+    show_token: ShowToken = False,
 ) -> None:
     """Submit the job, wait until its server answers, then print how to connect."""
     from jupyter_hop.output import say
     from jupyter_hop.paths import Paths
-    from jupyter_hop.profile import store
+    from jupyter_hop.profile import overrides, store
     from jupyter_hop.slurm import jobs
 
+    check_show_token(show_token)
     paths = Paths.from_env()
-    prof = store.load(paths, name)
+    given = _slurm_overrides(time, partition, cpus, mem, gpus, gres, account, qos, constraint, job_name, sbatch)
+    base = store.load(paths, name)
+    prof = overrides.apply(base, given)
+    if save and given:
+        overrides.check_writable(paths, name)
     submission = jobs.submit(paths, prof)
     job_id = submission.job_id
+    if save:  # once sbatch took them: a partition it refuses is not kept
+        overrides.save(paths, base, prof, given, done=f"Slurm job {job_id} was submitted with them all the same")
+    if as_json:
+        _submitted_json(paths, submission, prof.server.bind, no_wait=no_wait, show_token=show_token)
+        if no_wait:
+            return
+        _wait_and_print(paths, submission, prof.server.ready_timeout, prof.ssh.style, as_json=True,
+                        show_token=show_token)
+        return
     if no_wait:
         say(f"Submitted Slurm job {job_id}.")
         say(f"Once it runs, `jupyter hop slurm instructions {job_id}` prints how to connect "
@@ -58,13 +101,30 @@ def submit(
         return
     sys.stderr.write(f"Submitted Slurm job {job_id}; waiting for its Jupyter server (Ctrl-C stops waiting, "
                      "not the job).\n")
-    _wait_and_print(paths, submission, prof.server.ready_timeout, prof.ssh.style)
+    _wait_and_print(paths, submission, prof.server.ready_timeout, prof.ssh.style, show_token=show_token)
 
 
-def _wait_and_print(paths: Paths, submission: Submission, ready_timeout: float, style: str) -> None:
+def _submitted_json(paths: Paths, submission: Submission, bind: str, *, no_wait: bool, show_token: bool) -> None:
+    """With --no-wait the protocol's object of a submitted job on stdout; else the first event on stderr."""
+    from jupyter_hop import protocol
+    from jupyter_hop.output import show_object
+    from jupyter_hop.tracking import instructions
+
+    if no_wait:
+        show_object(protocol.submitted(submission.job_id, submission.profile, bind, submission.log,
+                                       hop=instructions.invocation(), show_token=show_token))
+        return
+    sys.stderr.write(protocol.dumps(protocol.submit_event(submission.job_id, submission.log)))
+    sys.stderr.flush()
+
+
+def _wait_and_print(
+    paths: Paths, submission: Submission, ready_timeout: float, style: str, *, as_json: bool = False,
+    show_token: bool = False,
+) -> None:
     from jupyter_hop.slurm import jobs, progress
 
-    line = progress.StatusLine(sys.stderr)
+    line: progress.Progress = progress.JsonProgress(sys.stderr) if as_json else progress.StatusLine(sys.stderr)
     job_id = submission.job_id
     try:
         record, job = jobs.wait_ready(paths, submission, ready_timeout, line)
@@ -77,7 +137,7 @@ def _wait_and_print(paths: Paths, submission: Submission, ready_timeout: float, 
     finally:
         line.clear()
     record = jobs.with_end(record, job)
-    show_instructions(record, style)
+    show_instructions(record, style, as_json=as_json, show_token=show_token, log=submission.log)
 
 
 @app.command("instructions")
@@ -85,6 +145,8 @@ def instructions(
     job_id: JobId,
     ssh_config: SshConfig = False,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until the job's server is ready.")] = False,
+    as_json: Json = False,
+    show_token: ShowToken = False,
 ) -> None:
     """Print how to connect to a running job's server (the token only on your own terminal)."""
     from jupyter_hop.errors import HopError
@@ -93,6 +155,7 @@ def instructions(
     from jupyter_hop.slurm import jobs, submissions
     from jupyter_hop.tracking import records
 
+    check_show_token(show_token)
     paths = Paths.from_env()
     style = "config" if ssh_config else "command"
     submissions.check_job_id(job_id)
@@ -102,10 +165,11 @@ def instructions(
             raise HopError(f"Slurm job {job_id} was not submitted by jupyter-hop for you; "
                            "`jupyter hop slurm status` lists yours")
         timeout = store.load(paths, submission.profile).server.ready_timeout
-        _wait_and_print(paths, submission, timeout, style)
+        _wait_and_print(paths, submission, timeout, style, as_json=as_json, show_token=show_token)
         return
     record = jobs.find_record(paths, job_id)
-    show_instructions(record, style)
+    show_instructions(record, style, as_json=as_json, show_token=show_token,
+                      log=submissions.job_log(paths, record))
 
 
 @app.command()

@@ -11,6 +11,7 @@ import shutil
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -156,8 +157,19 @@ class Plan:
         return self.runtime_dir / "token" if self.token else None
 
 
-def run(paths: Paths, profile: Profile, *, out: IO[str], err: IO[str]) -> int:
-    """Run the server in the foreground until it stops; the return value is the process exit code."""
+# What the launcher prints once the server answers, instead of the text instructions (`run --json`).
+Announce = Callable[[Record], str]
+
+
+def run(
+    paths: Paths, profile: Profile, *, out: IO[str], err: IO[str], own_config: bool = False,
+    announce: Announce | None = None,
+) -> int:
+    """Run the server in the foreground until it stops; the return value is the process exit code.
+
+    `own_config`: the profile carries one-off overrides, so its server config goes into this launch's private
+    dir, and the profile's own file (which `config` shows and other launches use) is left as it is.
+    """
     where = placement(profile, os.environ)  # input like the profile: checked before anything is written or started
     if os.geteuid() == 0:
         # Jupyter refuses root without --allow-root, and a notebook server should not run as root anyway.
@@ -166,13 +178,19 @@ def run(paths: Paths, profile: Profile, *, out: IO[str], err: IO[str]) -> int:
     with locked(paths):  # a `password` running now must not be undone by a config rendered with the old hash
         hashed = serverconfig.read_hash(paths, profile.name)
         check_bind_needs_password(profile, hashed)
-        config = serverconfig.write(paths, profile)
+        if own_config:
+            own_text = serverconfig.render(profile, hashed, serverconfig.resolved_root(profile))
+        else:
+            config = serverconfig.write(paths, profile)
     address = node_address(place.this_host()) if profile.server.bind == "node" else "127.0.0.1"
     prune_stale(paths, where.host, err)  # first: an orphaned server may hold the fixed port
     if profile.server.port:
         check_port_free(address, profile.server.port)
     runtime_dir = new_launch_dir(paths, err)
     try:
+        if own_config:
+            config = runtime_dir / "jupyter_server_config.py"
+            atomic_write(config, own_text)
         sock = runtime_dir / "jupyter.sock"
         if profile.server.bind == "socket" and len(str(sock).encode()) > MAX_SOCKET_PATH:
             raise HopError(
@@ -191,7 +209,8 @@ def run(paths: Paths, profile: Profile, *, out: IO[str], err: IO[str]) -> int:
             return 0  # asked to stop before the server was ready
         launch, info, job_end = ready
         try:
-            return _serve(paths, plan, _record(plan, launch, info, started, job_end), launch, stopper, out)
+            record = _record(plan, launch, info, started, job_end)
+            return _serve(paths, plan, record, launch, stopper, out, announce)
         finally:
             child.finish(launch)  # after any failure (closed stdout, record write): the server never outlives it
     finally:
@@ -281,7 +300,9 @@ def _record(plan: Plan, launch: Launch, info: dict[str, object], started: float,
     )
 
 
-def _serve(paths: Paths, plan: Plan, record: Record, launch: Launch, stopper: Stopper, out: IO[str]) -> int:
+def _serve(
+    paths: Paths, plan: Plan, record: Record, launch: Launch, stopper: Stopper, out: IO[str], announce: Announce | None
+) -> int:
     """Publish the record and the instructions, then wait for the server to stop."""
     from jupyter_hop.tracking import instructions
 
@@ -290,7 +311,7 @@ def _serve(paths: Paths, plan: Plan, record: Record, launch: Launch, stopper: St
         record.local_port = choose_local_port(paths, record.wanted_local_port)
         records.write(paths, record)
     try:
-        text = instructions.render(
+        text = announce(record) if announce else instructions.render(
             record, style=plan.profile.ssh.style, show_secret=out.isatty(), hop=instructions.invocation()
         )
         output.write_or_fail(out, text, "the instructions", "the server was stopped")  # by run()

@@ -49,6 +49,23 @@ def placement(profile: Profile, env: Mapping[str, str]) -> Placement:
     return Placement(kind, host, user, ssh_host=profile.ssh.login_host or host, unit=unit)
 
 
+def check_show_token(env: Mapping[str, str]) -> None:
+    """--show-token only where stdout is the user's own: inside a batch job it is the job log, inside our unit
+    the journal (or the unit's log file), both kept and readable later, perhaps by others."""
+    job_id = env.get("SLURM_JOB_ID", "")
+    if job_id:
+        raise HopError(
+            f"--show-token is not allowed inside a Slurm job (SLURM_JOB_ID = {job_id!r}): its output is the job "
+            "log; run the command on a login node (`jupyter hop slurm instructions JOBID --json --show-token`)"
+        )
+    unit = env.get("JUPYTER_HOP_UNIT", "")
+    if unit:
+        raise HopError(
+            f"--show-token is not allowed inside a systemd unit (JUPYTER_HOP_UNIT = {unit!r}): its output goes "
+            "to the journal; run `jupyter hop instructions PROFILE --json --show-token` in your own shell"
+        )
+
+
 def _login_name(env: Mapping[str, str]) -> tuple[str, str]:
     """Where the user name comes from (for the error) and what it is, in getpass.getuser()'s order."""
     for var in ("LOGNAME", "USER", "LNAME", "USERNAME"):

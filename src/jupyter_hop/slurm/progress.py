@@ -1,9 +1,10 @@
-"""How `submit` reports a job's progress while it waits: a status line for people (JSON lines come later)."""
+"""How `submit` reports a job's progress while it waits: a status line for people, JSON lines for programs."""
 
 from __future__ import annotations
 
 from typing import IO, Protocol
 
+from jupyter_hop import protocol
 from jupyter_hop.slurm.tools import JobState
 
 
@@ -56,3 +57,22 @@ class StatusLine:
             self.stream.write("\r\x1b[K")
             self.stream.flush()
         self.last_text = ""
+
+
+class JsonProgress:
+    """One JSON event per line (protocol.progress_event) each time the job's state, reason or node changes, so
+    that a program reading stderr sees every change once and stdout keeps the one object."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.last: tuple[str, str, str] | None = None
+
+    def job(self, job: JobState, elapsed: float) -> None:
+        key = (job.state, job.reason, job.node)
+        if key != self.last:
+            self.stream.write(protocol.dumps(protocol.progress_event(job, elapsed)))
+            self.stream.flush()
+            self.last = key
+
+    def clear(self) -> None:
+        """Nothing to take back: every line stays as written."""

@@ -25,6 +25,12 @@ class Submission:
     cluster: str = ""  # Slurm reuses job ids across clusters; "" in notes of older versions
 
 
+def job_log(paths: Paths, record: records.Record) -> str:
+    """A job's output file, as submit noted it ("" when not a job, or submitted elsewhere)."""
+    note = read_submission(paths, record.job_id) if record.kind == "job" else None
+    return note.log if note else ""
+
+
 def submission_path(paths: Paths, job_id: str) -> Path:
     """This cluster's note of job `job_id`: jobs/job-JOBID@CLUSTER.json (job-JOBID.json when no cluster is known)."""
     cluster = this_cluster()

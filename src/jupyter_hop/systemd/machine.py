@@ -6,6 +6,7 @@ Apart from ops.py so that `systemd render` imports only what rendering needs, no
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from jupyter_hop.paths import Paths
@@ -18,8 +19,9 @@ def home() -> Path:
     return Path(os.environ.get("HOME") or Path.home())
 
 
-def build(paths: Paths, profile: Profile) -> unit_file.UnitSpec:
-    """The spec `install` would write on this machine now."""
+def build(paths: Paths, profile: Profile, run_args: Sequence[str] = ()) -> unit_file.UnitSpec:
+    """The spec `install` would write on this machine now; `profile` already has the one-off overrides that
+    `run_args` carry to the launcher (overrides.run_args)."""
     from jupyter_hop.server.serverconfig import resolved_root
 
     return unit_file.spec_for(
@@ -29,4 +31,5 @@ def build(paths: Paths, profile: Profile) -> unit_file.UnitSpec:
         home=home(),
         journal=systemctl.journal_available(),
         private_users=systemctl.private_tmp_possible(),
+        run_args=run_args,
     )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import shlex
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,12 +14,17 @@ from jupyter_hop import proc
 from jupyter_hop.errors import HopError
 from jupyter_hop.fsutil import LOG_TAIL_LINES, atomic_write, private_file, read_text, tail
 from jupyter_hop.paths import Paths
+from jupyter_hop.profile import overrides
 from jupyter_hop.profile.model import Profile
 from jupyter_hop.systemd import systemctl
 from jupyter_hop.systemd import unit as unit_file
 from jupyter_hop.systemd.machine import build, home
 from jupyter_hop.tracking import records
 from jupyter_hop.tracking.records import Record
+
+
+def _install_command(name: str, run_args: Sequence[str], *options: str) -> str:
+    return shlex.join(["jupyter", "hop", "systemd", "install", name, *run_args, *options])
 
 
 def installed_path(unit: str) -> Path:
@@ -34,17 +40,25 @@ class Installed:
     running: bool  # already running: a changed unit applies from the next (re)start
 
 
-def install(paths: Paths, profile: Profile, *, force: bool) -> Installed:
-    """Write the unit where the user manager reads it, reload, enable; a different one needs force."""
-    spec = build(paths, profile)
+def install(
+    paths: Paths, profile: Profile, *, force: bool, run_args: Sequence[str] = (),
+    checked: Callable[[], None] | None = None,
+) -> Installed:
+    """Write the unit where the user manager reads it, reload, enable; a different one needs force.
+
+    `checked` runs once everything is checked, before the unit is written (`--save` writes the profile then).
+    """
+    spec = build(paths, profile, run_args)
     text = unit_file.render(spec)
     path = installed_path(spec.unit)
     old = read_text(path)
     if old is not None and old != text and not force:
         raise HopError(
-            f"{path} differs from the unit jupyter-hop would write now (edited, or the profile changed); "
-            f"`jupyter hop systemd install {profile.name} --force` replaces it"
+            f"{path} differs from the unit jupyter-hop would write now (edited, the profile changed, or other "
+            f"one-off options); `{_install_command(profile.name, run_args, '--force')}` replaces it"
         )
+    if checked:
+        checked()
     if old != text:
         # Not private: systemd and the user read it; it holds no secret.
         atomic_write(path, text, mode=0o644)
@@ -67,12 +81,18 @@ def check_installed(paths: Paths, profile: Profile) -> str:
             f"{unit} is not installed ({path} does not exist): "
             f"run `jupyter hop systemd install {profile.name}`"
         )
+    # A unit installed with one-off options (`install NAME --port 9000`) keeps them: it is compared with what
+    # the same install would write now, so only a changed profile (or a hand edit) makes it stale.
+    run_args = unit_file.run_args_of(text, profile.name) or []
+    given = overrides.parse_run_args(run_args)
+    if given is None:  # not options jupyter-hop wrote: a hand edit
+        run_args, given = [], {}
     stale = ""
     with contextlib.suppress(HopError):
-        spec = build(paths, profile)
+        spec = build(paths, overrides.apply(profile, given), run_args)
         if unit_file.render(spec) != text:
             stale = (f"{path} does not match the profile any more; "
-                     f"`jupyter hop systemd install {profile.name} --force` updates it")
+                     f"`{_install_command(profile.name, run_args, '--force')}` updates it")
         if spec.log_file:
             private_file(Path(spec.log_file))  # a missing log dir would make the start fail
     return stale

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from jupyter_hop.errors import HopError
 from jupyter_hop.paths import Paths
+from jupyter_hop.patterns import lazy
 from jupyter_hop.profile.model import Profile, check_name
 from jupyter_hop.systemd.settings import unit_path
 from jupyter_hop.templates import systemd_path  # noqa: F401 (the filter, re-exported for tests)
@@ -47,6 +50,7 @@ class UnitSpec:
     cpu_quota: str = ""
     log_file: str = ""  # the output file when no journal runs; "" = the journal
     private_users: bool = True  # a user manager gives PrivateTmp= effect only inside a user namespace
+    run_args: tuple[str, ...] = ()  # one-off overrides for `run`, such as ("--port", "9000"), already checked
 
 
 def _visible(key: str, path: str) -> str:
@@ -69,6 +73,7 @@ def spec_for(
     python: str | None = None,
     journal: bool,
     private_users: bool,
+    run_args: Sequence[str] = (),
 ) -> UnitSpec:
     """The unit for `profile`, every value checked; `journal` and `private_users` describe the machine."""
     home_text = str(home).rstrip("/") or "/"
@@ -91,12 +96,38 @@ def spec_for(
         cpu_quota=profile.systemd.cpu_quota,
         log_file=log_file,
         private_users=private_users,
+        run_args=tuple(run_args),
     )
 
 
 def log_path(paths: Paths, profile: str) -> Path:
     """Where the unit's output goes on machines without a journal."""
     return paths.logs_dir / f"unit-{profile}.log"
+
+
+# One word of an Exec line as the `systemd` filter writes it: double-quoted with \\ \" %% $$, or bare.
+_EXEC_WORD = lazy(r'"((?:[^"\\]|\\.)*)"|([^\s"]+)')
+
+
+def run_args_of(text: str, profile: str) -> list[str] | None:
+    """The options after `run PROFILE` on the ExecStart line of a unit this module rendered; None when the
+    text has no such line (edited by hand, or not ours)."""
+    lines = [line for line in text.splitlines() if line.startswith("ExecStart=")]
+    if len(lines) != 1:
+        return None
+    line = lines[0][len("ExecStart="):]
+    words: list[str] = []
+    position = 0
+    for match in _EXEC_WORD.compiled.finditer(line):
+        if line[position:match.start()].strip():
+            return None
+        quoted, bare = match.groups()
+        word = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else bare
+        words.append(word.replace("%%", "%").replace("$$", "$"))
+        position = match.end()
+    if line[position:].strip() or words[1:5] != ["-m", "jupyter_hop", "run", profile]:
+        return None
+    return words[5:]
 
 
 def render(spec: UnitSpec) -> str:

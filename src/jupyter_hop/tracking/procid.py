@@ -38,9 +38,12 @@ class ProcessId:
         try:
             if base.stat().st_uid != os.getuid():
                 return None
-            stat = (base / "stat").read_text(encoding="utf-8", errors="replace")
+            # cmdline first: a process that exits meanwhile has an empty one, and its stat then says so
             cmdline = (base / "cmdline").read_bytes()
+            stat = (base / "stat").read_text(encoding="utf-8", errors="replace")
         except OSError:
+            return None
+        if not cmdline:  # exiting (its memory already gone) or a kernel thread: nothing we started
             return None
         # The command name may contain spaces and parentheses: the fields start after the last ')'.
         fields = stat[stat.rindex(")") + 2:].split()
