@@ -32,6 +32,7 @@ def _root(
 COMMAND_MODULES = {
     "init": "profiles", "password": "profiles", "config": "profiles", "run": "run", "instructions": "run",
     "list": "inventory", "stop": "inventory", "doctor": "doctor", "systemd": "systemd", "slurm": "slurm",
+    "connect": "connect",
 }
 GROUPS = ("systemd", "slurm")  # command groups: of these, only the subcommand named is registered
 

@@ -370,6 +370,11 @@ CASES = [
     *BAD_ENV,
     *BAD_OVERRIDES,
     *SHOW_TOKEN,
+    # connect refuses these before any ssh runs
+    Case("connect-host-option", ["connect", "--", "-oProxyCommand=x", "p"], ["'-oProxyCommand=x'"]),
+    Case("connect-host-space", ["connect", "a b"], ["'a b'"]),
+    Case("connect-warn-before", ["connect", "hpc", "--warn-before", "-1"], ["--warn-before", "-1"]),
+    Case("connect-port", ["connect", "hpc", "--port", "80"], ["80", "1024 to 65535"]),
 ]
 
 

@@ -84,6 +84,16 @@ class Master:
                            detail=result.stderr)
         return result
 
+    def popen(self, remote_line: str) -> subprocess.Popen[str]:
+        """Start one remote command line over the master, its stdout and stderr piped (a command that reports
+        progress on stderr while it waits: the caller reads the lines as they come)."""
+        argv = ssh_argv.command_argv(self.host, self.control_path, remote_line, ssh=self.ssh)
+        try:
+            return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True, env=None if self.env is None else dict(self.env))
+        except OSError as exc:
+            raise HopError(f"cannot run {self.ssh} (a command on {self.host}): {exc.strerror}") from exc
+
     def forward(self, spec: str) -> None:
         """Open a -L forward (see argv.forward_spec); opening one that is already open is a no-op in ssh."""
         result = self.mux("forward", spec)

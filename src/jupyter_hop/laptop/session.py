@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
+from jupyter_hop.errors import HopError
 from jupyter_hop.laptop import argv as ssh_argv
 from jupyter_hop.laptop import hosts, remote, sshconfig
 from jupyter_hop.laptop import master as ssh_master
@@ -102,6 +103,13 @@ class SshSession:
         if result.returncode == remote.NOT_FOUND:
             raise remote.not_found(self.host, hosts.hosts_file(self._paths), result.stderr)
         return result
+
+    def hop_line(self, words: Sequence[str]) -> str:
+        """The remote line that runs jupyter-hop with `words` (see jupyter_hop())."""
+        return remote.remote_line(words, hosts.for_host(self._paths, self.host).remote_command)
+
+    def not_found(self, stderr: str) -> HopError:
+        return remote.not_found(self.host, hosts.hosts_file(self._paths), stderr)
 
     def close(self) -> None:
         """End every master (nodes before the login master they go through) and remove the control dir."""

@@ -1,0 +1,252 @@
+"""`jupyter hop connect HOST [PROFILE]` (POSIX only): one master, the remote jupyter-hop's JSON object, a verified
+tunnel, the browser, and a supervisor that keeps the tunnel up until Ctrl-C.
+
+The job (or unit) is the remote's: Ctrl-C closes what connect opened (forwards, masters, the control dir) and
+leaves the server running; `--stop` stops it with the remote's own `stop`.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+import webbrowser
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any, Literal
+
+from jupyter_hop.errors import HopError
+from jupyter_hop.laptop import argv as ssh_argv
+from jupyter_hop.laptop import objects, ports, probe
+from jupyter_hop.laptop.master import Master
+from jupyter_hop.laptop.remote import LOGIN_SHELL, NOT_FOUND
+from jupyter_hop.laptop.session import SshSession
+from jupyter_hop.laptop.supervise import Supervisor, Tunnel
+
+Mode = Literal["slurm", "systemd", "run"]
+PROBE_TIMEOUT = 30.0  # from an open forward to the first HTTP answer: the server already answered remotely
+LIST_TIMEOUT = 120.0
+HAS_SBATCH = f"{LOGIN_SHELL} 'command -v sbatch >/dev/null'"  # the login shell's PATH, where modules put sbatch
+INTERRUPTED = 130
+
+
+@dataclass
+class Request:
+    host: str
+    profile: str = "default"
+    mode: Mode | None = None  # None: slurm when the host has sbatch
+    new: bool = False
+    overrides: list[str] = field(default_factory=list)  # submit's one-off options, as words
+    port: int | None = None  # the laptop port wanted (else the profile's)
+    browser: bool = True
+    warn_before: float = 600.0
+    stop: bool = False
+
+
+class Interrupted(HopError):
+    """Ctrl-C: what was left running and how to come back is already printed."""
+
+    def __init__(self) -> None:
+        super().__init__("interrupted", exit_code=INTERRUPTED)
+
+
+def _plain(stop: Sequence[str]) -> list[str]:
+    """A remote argv without its leading jupyter-hop invocation (`jupyter hop`, `jupyter-hop` or a path): the
+    words that go after the host's remote_command."""
+    for i, word in enumerate(stop):
+        if word in ("stop", "slurm", "systemd", "instructions", "list", "run"):
+            return list(stop[i:])
+    raise HopError(f"cannot read the remote command {shlex.join(stop)!r}")
+
+
+class Connect:
+    def __init__(self, request: Request, *, out: IO[str] | None = None, err: IO[str] | None = None) -> None:
+        self.req = request
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.session = SshSession(request.host, err=self.err)
+        self.job_id = ""
+
+    def say(self, text: str, *, to_err: bool = False) -> None:
+        stream = self.err if to_err else self.out
+        stream.write(text + "\n")
+        stream.flush()
+
+    # ---- the remote side
+
+    def hop(self, words: Sequence[str], *, timeout: float, what: str) -> subprocess.CompletedProcess[str]:
+        result = self.session.jupyter_hop(words, timeout=timeout, what=what)
+        if result.returncode != 0:
+            raise self._failed(result.returncode, result.stderr, what)
+        return result
+
+    def _failed(self, code: int, stderr: str, what: str) -> HopError:
+        if code == NOT_FOUND:
+            return self.session.not_found(stderr)
+        if objects.too_old(stderr):
+            return HopError(f"the jupyter-hop on {self.req.host} is older than the --json protocol that connect "
+                            "needs; upgrade it there (pip install -U jupyter-hop)", detail=stderr)
+        lines = objects.failure_lines(stderr)
+        said = lines[0].removeprefix("jupyter-hop: error: ") if lines else f"exit code {code}"
+        return HopError(f"{what} on {self.req.host} failed: {said}", detail="\n".join(lines[1:]))
+
+    def mode(self) -> Mode:
+        if self.req.mode is not None:
+            return self.req.mode
+        found = self.session.login().run(HAS_SBATCH, timeout=60, what="looking for sbatch")
+        if found.returncode == 0:
+            return "slurm"
+        raise HopError(f"{self.req.host} has no sbatch on its login shell's PATH: give --systemd (a user unit) or "
+                       "--run (a server that lives as long as connect) for a workstation")
+
+    def live_job(self) -> dict[str, Any] | None:
+        listing = self.hop(["list", "--json"], timeout=LIST_TIMEOUT, what="jupyter-hop list")
+        return objects.reattach_row(self.req.host, listing.stdout, self.req.profile)
+
+    def follow(self, words: Sequence[str], what: str) -> dict[str, Any]:
+        """Run a remote --json command that waits, showing its progress events as one live line."""
+        process = self.session.login().popen(self.session.hop_line(words))
+        assert process.stdout is not None and process.stderr is not None
+        kept: list[str] = []
+        shown = ""
+        try:
+            for line in process.stderr:
+                found = objects.event(line)
+                if found is None:
+                    kept.append(line.rstrip("\n"))
+                    continue
+                self.job_id = str(found.get("job_id") or self.job_id)
+                text = objects.progress_text(found)
+                if text != shown:
+                    self._live(text)
+                    shown = text
+            stdout = process.stdout.read()
+            code = process.wait()
+        except KeyboardInterrupt:
+            process.terminate()
+            process.wait()
+            self._end_live(shown)
+            self.left_running(queued=True)
+            raise Interrupted() from None
+        self._end_live(shown)
+        if code == 255:
+            raise HopError(f"ssh to {self.req.host} failed ({what}): {kept[-1] if kept else 'ssh said nothing'}")
+        if code != 0:
+            raise self._failed(code, "\n".join(kept), what)
+        return objects.the_object(self.req.host, stdout)
+
+    def _live(self, text: str) -> None:
+        if self.err.isatty():
+            self.err.write("\r\033[K" + text)
+        else:
+            self.err.write(text + "\n")
+        self.err.flush()
+
+    def _end_live(self, shown: str) -> None:
+        if shown and self.err.isatty():
+            self.err.write("\n")
+            self.err.flush()
+
+    def slurm_object(self) -> dict[str, Any]:
+        row = None if self.req.new else self.live_job()
+        if row is not None:
+            self.job_id = str(row["job_id"])
+            self.say(f"Reattaching to Slurm job {self.job_id} ({row['state']}) of profile {self.req.profile} on "
+                     f"{self.req.host}.", to_err=True)
+            words = ["slurm", "instructions", self.job_id, "--json", "--wait"]
+            return self.follow(words, "jupyter-hop slurm instructions")
+        words = ["slurm", "submit", self.req.profile, "--json", *self.req.overrides]
+        return self.follow(words, "jupyter-hop slurm submit")
+
+    def token(self, obj: dict[str, Any]) -> str:
+        shown = self.hop([*_plain(obj["instructions"]), "--show-token"], timeout=LIST_TIMEOUT,
+                         what="jupyter-hop instructions --show-token")
+        found = objects.the_object(self.req.host, shown.stdout).get("token")
+        return str(found) if found else ""
+
+    # ---- the laptop side
+
+    def master_for(self, obj: dict[str, Any]) -> Master:
+        """The server's own 127.0.0.1 is reachable from its node only: a node behind the login node gets its own
+        master through the login master; bind=node and servers on the login node itself are reached from there."""
+        tunnel = obj["tunnel"]
+        if tunnel.get("jump") and obj.get("bind") != "node":
+            return self.session.node(tunnel["target"])
+        return self.session.login()
+
+    def open_tunnel(self, obj: dict[str, Any]) -> Tunnel:
+        remote = ssh_argv.check_remote(obj["tunnel"]["remote"])
+        wanted = self.req.port or int(obj["tunnel"]["local_port"])
+        master = self.master_for(obj)
+        taken: set[int] = set()
+        while True:
+            port = ports.pick(wanted, skip=frozenset(taken))
+            spec = ssh_argv.forward_spec(port, remote)
+            try:
+                master.forward(spec)
+                break
+            except HopError:
+                if ports.is_free(port):
+                    raise
+                taken.add(port)  # bound by someone else between our test and ssh's bind
+        if port != wanted:
+            self.say(f"Laptop port {wanted} is taken; using {port}.", to_err=True)
+        url = objects.laptop_url(obj["url"], port)
+        probe.wait_answers(url, timeout=PROBE_TIMEOUT, what=f"the Jupyter server of {self.req.host}")
+        return Tunnel(spec=spec, url=url, reopen=lambda: self.master_for(obj).forward(spec))
+
+    def left_running(self, *, queued: bool = False) -> None:
+        if not self.job_id:
+            return
+        host, profile = self.req.host, self.req.profile
+        what = "is still queued" if queued else "keeps running"
+        self.say(f"Slurm job {self.job_id} {what}. Reattach: `jupyter hop connect {host} {profile}`; "
+                 f"stop it: `jupyter hop connect --stop {host} {profile}`", to_err=True)
+
+    # ---- the commands
+
+    def stop(self) -> int:
+        row = self.live_job()
+        if row is None:
+            raise HopError(f"no running Slurm job of profile {self.req.profile} on {self.req.host}; "
+                           f"`jupyter hop connect {self.req.host} {self.req.profile}` starts one")
+        key = str(row["key"])
+        self.hop(["stop", key], timeout=300, what="jupyter-hop stop")
+        self.say(f"Stopped Slurm job {key} of profile {self.req.profile} on {self.req.host}.")
+        return 0
+
+    def connect(self) -> int:
+        mode = self.mode()
+        if mode != "slurm":
+            raise HopError(f"connect --{mode} is not built yet; use the default --slurm mode")
+        obj = self.slurm_object()
+        if obj.get("state") != "ready" or not obj.get("tunnel"):
+            raise HopError(f"the jupyter-hop on {self.req.host} said the job is {obj.get('state')}, not ready")
+        self.job_id = str(obj.get("job_id") or self.job_id)
+        token = self.token(obj) if obj.get("auth") == "token" else ""
+        tunnel = self.open_tunnel(obj)
+        self.say(f"Jupyter is ready on {obj['host']} (Slurm job {self.job_id}): {tunnel.url}")
+        if token:
+            self.say(f"Its token (paste it into the login page): {token}")
+        if self.req.browser:
+            webbrowser.open(objects.plain_url(tunnel.url))
+        self.say("Ctrl-C closes the tunnel and leaves the job running.", to_err=True)
+        label = f"{obj['host']} job {self.job_id}"
+        supervisor = Supervisor(self.session, tunnel, label=label, ends=objects.ends_at(obj),
+                                warn_before=self.req.warn_before, err=self.err)
+        try:
+            supervisor.run()
+        except KeyboardInterrupt:
+            supervisor.end_line()
+            self.left_running()
+            return 0
+        return 0
+
+    def main(self) -> int:
+        try:
+            return self.stop() if self.req.stop else self.connect()
+        except KeyboardInterrupt:
+            self.left_running(queued=True)
+            raise Interrupted() from None
+        finally:
+            self.session.close()

@@ -1,0 +1,114 @@
+"""What `connect` reads from the remote jupyter-hop, as pure functions: its one object, its progress events, its
+list of servers, and the laptop's URL. Everything arrives as the JSON protocol (jupyter_hop/protocol.py)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from jupyter_hop.errors import HopError
+from jupyter_hop.laptop.argv import LOCAL_ADDRESS
+
+SCHEMA = 1  # the protocol version this laptop speaks (jupyter_hop.protocol.SCHEMA of the same release)
+LIVE = ("pending", "starting", "ready")  # rows of `list --json` that a connect may reattach to
+TAIL = 10  # remote stderr lines kept as evidence of a failure
+
+
+def _schema_error(host: str, found: object, version: object) -> HopError:
+    from jupyter_hop import __version__
+
+    newer = isinstance(found, int) and found > SCHEMA
+    upgrade = "this laptop's (pip install -U jupyter-hop)" if newer else f"the one on {host}"
+    return HopError(f"the jupyter-hop on {host} (version {version}) speaks protocol schema {found}, this laptop's "
+                    f"(version {__version__}) speaks {SCHEMA}: upgrade {upgrade}")
+
+
+def the_object(host: str, stdout: str) -> dict[str, Any]:
+    """The one object of a `--json` command; a schema this laptop does not speak says what to upgrade."""
+    line = stdout.strip().splitlines()[-1] if stdout.strip() else ""
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        obj = None
+    if not isinstance(obj, dict):
+        raise HopError(f"the jupyter-hop on {host} printed no JSON object; is it older than the --json protocol? "
+                       "Upgrade it there (pip install -U jupyter-hop)", detail=stdout)
+    if obj.get("schema") != SCHEMA:
+        raise _schema_error(host, obj.get("schema"), obj.get("version", "unknown"))
+    return obj
+
+
+def event(line: str) -> dict[str, Any] | None:
+    """A stderr line as a progress event, or None for a line meant for people (an error, a warning)."""
+    try:
+        found = json.loads(line)
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) and "event" in found else None
+
+
+def progress_text(found: dict[str, Any]) -> str:
+    """The live status line for one event: job, state, reason, node."""
+    if found.get("event") == "submitted":
+        return f"Slurm job {found.get('job_id')} submitted; waiting for it to start"
+    parts = [f"Slurm job {found.get('job_id')}: {found.get('state', '?')}"]
+    if found.get("reason"):
+        parts.append(f"({found['reason']})")
+    if found.get("node"):
+        parts.append(f"on {found['node']}")
+    if found.get("elapsed") is not None:
+        parts.append(f"- {found['elapsed']:.0f} s")
+    return " ".join(parts)
+
+
+def failure_lines(stderr: str) -> list[str]:
+    """The remote's lines for people (its error, a log tail), without the progress events."""
+    return [line for line in stderr.splitlines() if line.strip() and event(line) is None][-TAIL:]
+
+
+def too_old(stderr: str) -> bool:
+    """A remote that predates the protocol refuses --json as a usage error."""
+    return "--json" in stderr and ("No such option" in stderr or "no such option" in stderr)
+
+
+def reattach_row(host: str, listing: str, profile: str) -> dict[str, Any] | None:
+    """The newest live Slurm job of `profile` in `list --json`'s output, if any."""
+    try:
+        data = json.loads(listing)
+        rows: Sequence[dict[str, Any]] = data["servers"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise HopError(f"`jupyter-hop list --json` on {host} printed no list of servers", detail=listing) from exc
+    found = [row for row in rows if row.get("kind") == "job" and row.get("profile") == profile
+             and row.get("state") in LIVE and row.get("job_id")]
+    return max(found, key=lambda row: row.get("started") or 0.0, default=None)
+
+
+def laptop_url(url: str, port: int) -> str:
+    """The object's URL with the laptop port chosen here, on 127.0.0.1 (never a name another user may bind)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{LOCAL_ADDRESS}:{port}"))
+
+
+def plain_url(url: str) -> str:
+    """The URL without its query (a token is never on a command line: not the browser's either)."""
+    return urlunsplit(urlsplit(url)._replace(query="", fragment=""))
+
+
+def ends_at(obj: dict[str, Any], now: float | None = None) -> float | None:
+    """Epoch seconds of the job's end, from `ends_in` (the remote's clock only counts the difference)."""
+    ends_in = obj.get("ends_in")
+    if not isinstance(ends_in, (int, float)):
+        return None
+    return (time.time() if now is None else now) + ends_in
+
+
+def left(seconds: float) -> str:
+    """Time left as people read it: 1h05m, 12m, 40s."""
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    if hours:
+        return f"{hours}h{rest // 60:02d}m"
+    return f"{rest // 60}m" if rest >= 60 else f"{rest}s"

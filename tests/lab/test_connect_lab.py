@@ -1,0 +1,288 @@
+"""`jupyter hop connect` from the laptop user, against the key+password login node with real Slurm behind it: a
+submitted job, a verified tunnel, one prompt per run, a reattach, Ctrl-C leaving the job, --stop ending it."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import select
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from labkit import http_login
+from labkit.laptoplab import ALIAS, WRONG_PASSWORD, Askpass, LaptopLab
+from labkit.launch import init_profile
+from labkit.sshlab import free_port
+from labkit.sshslurm import SshSlurm
+
+pytestmark = pytest.mark.lab
+
+PASSWORD = "pw-s3cret"  # the Jupyter password labkit.launch.init_profile sets
+PROFILE = "cn"
+BROWSER = "#!/bin/sh\nprintf '%s\\n' \"$@\" >> \"$0.calls\"\n"
+
+
+@dataclass
+class Remote:
+    lab: LaptopLab
+    slurm: SshSlurm
+    home: dict[str, str]
+    hosts: Path  # the laptop user's hosts.toml
+
+    def remote_command(self) -> str:
+        """What a site with modules would set: the remote's environment, then its jupyter-hop."""
+        variables = [f"{k}={self.home[k]}" for k in ("XDG_CONFIG_HOME", "XDG_STATE_HOME")]
+        hop = str(self.lab.remote_user.venv_bin / "jupyter-hop")
+        return shlex.join(["env", *variables, f"SLURM_CONF={self.slurm.conf}", hop])
+
+    def set_remote_command(self, command: str) -> None:
+        self.hosts.write_text(f"[hosts.{ALIAS}]\nremote_command = {json.dumps(command)}\n", encoding="utf-8")
+        os.chown(self.hosts, self.lab.laptop.uid, self.lab.laptop.gid)
+
+    def jobs(self) -> list[str]:
+        out = self.slurm.root("squeue", "-h", "-o", "%i", "-u", self.lab.remote_user.name).stdout
+        return out.split()
+
+
+@pytest.fixture
+def remote(laptop_lab: LaptopLab, ssh_slurm: SshSlurm, user_home: dict[str, str]) -> Iterator[Remote]:
+    init_profile(laptop_lab.remote_user, user_home, PROFILE, "--app", "server", "--local-port", str(free_port()),
+                 password=PASSWORD)
+    config = laptop_lab.laptop.home / ".config" / "jupyter-hop"
+    config.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for path in (config.parent, config):
+        os.chown(path, laptop_lab.laptop.uid, laptop_lab.laptop.gid)
+    found = Remote(laptop_lab, ssh_slurm, user_home, config / "hosts.toml")
+    found.set_remote_command(found.remote_command())
+    try:
+        yield found
+    finally:
+        for job_id in found.jobs():
+            ssh_slurm.cancel(job_id)
+        found.hosts.unlink(missing_ok=True)
+
+
+def control_base(lab: LaptopLab) -> Path:
+    return Path(f"/tmp/jupyter-hop-{lab.laptop.uid}")
+
+
+def ours(lab: LaptopLab) -> list[str]:
+    """The laptop user's ssh processes and watchdogs (connect's, since nothing else runs as that user)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if not entry.name.isdigit() or entry.stat().st_uid != lab.laptop.uid:
+                continue
+            words = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if words and (words[0].endswith(b"ssh") or b"jupyter-hop-ssh-watchdog" in words):
+            found.append(b" ".join(words).decode(errors="replace"))
+    return found
+
+
+def sockets(lab: LaptopLab) -> list[Path]:
+    base = control_base(lab)
+    return [p for p in base.glob("ssh-*/*") if p.is_socket()] if base.exists() else []
+
+
+class Connect:
+    """One `jupyter hop connect` run as the laptop user, stdout and stderr read as they come."""
+
+    def __init__(self, lab: LaptopLab, askpass: Askpass, *args: str, env: dict[str, str] | None = None) -> None:
+        self.lab = lab
+        self.err_path = askpass.directory / f"connect-{time.monotonic_ns()}.err"
+        self.err = open(self.err_path, "w+")  # noqa: SIM115
+        hop = str(lab.laptop.venv_bin / "jupyter-hop")
+        self.proc = lab.popen([hop, "connect", ALIAS, *args], lab.env(askpass, env), stdout=subprocess.PIPE,
+                              stderr=self.err)
+        self.out = ""
+
+    def wait_ready(self, timeout: float = 240) -> str:
+        """The URL connect prints once the tunnel answered."""
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stdout], [], [], 1)
+            if ready:
+                line = self.proc.stdout.readline()
+                self.out += line
+                if line.startswith("Jupyter is ready"):
+                    return line.split(": ", 1)[1].strip()
+            if self.proc.poll() is not None:
+                break
+        raise AssertionError(f"connect not ready (exit {self.proc.poll()}): {self.out}{self.stderr()}")
+
+    def stderr(self) -> str:
+        self.err.flush()
+        return self.err_path.read_text()
+
+    def interrupt(self, timeout: float = 60) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        code = self.proc.wait(timeout)
+        assert self.proc.stdout is not None
+        self.out += self.proc.stdout.read()
+        return code
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.interrupt()
+        self.err.close()
+
+
+def wait_answers(url: str, timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    start = time.monotonic()
+    while time.monotonic() < deadline:
+        try:
+            if http_login.login(url, PASSWORD) == 200:
+                return time.monotonic() - start
+        except (OSError, http.client.HTTPException, AssertionError):
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer within {timeout} s")
+
+
+def test_connect_submits_reattaches_and_stops(remote: Remote) -> None:
+    lab = remote.lab
+    first = lab.askpass("connect-first")
+    browser = first.directory / "browser"
+    browser.write_text(BROWSER, encoding="utf-8")
+    browser.chmod(0o755)
+    os.chown(browser, lab.laptop.uid, lab.laptop.gid)
+    run = Connect(lab, first, PROFILE, "--time", "0:30:00", env={"BROWSER": str(browser)})
+    try:
+        url = run.wait_ready()
+        assert url.startswith("http://127.0.0.1:"), url
+        jobs = remote.jobs()
+        assert len(jobs) == 1, jobs
+        job_id = jobs[0]
+        assert http_login.login(url, PASSWORD) == 200
+        assert len(first.prompts()) == 1, first.prompts()
+        # the browser: called once, at the plain URL (a password profile has no token anywhere)
+        calls = (first.directory / "browser.calls").read_text().splitlines()
+        assert calls == [url]
+        # a forward cancelled while the master lives comes back, with no new prompt
+        assert cancel_forward(remote, url, job_id)
+        assert wait_answers(url, 20) < 20
+        assert len(first.prompts()) == 1, first.prompts()
+        assert run.interrupt() == 0, run.stderr()
+        said = run.stderr()
+        assert f"jupyter hop connect {ALIAS} {PROFILE}" in said and f"connect --stop {ALIAS} {PROFILE}" in said
+        assert "Traceback" not in said
+        assert ours(lab) == [] and sockets(lab) == []
+        assert remote.slurm.job_state(job_id) == "RUNNING"
+    finally:
+        run.close()
+
+    second = lab.askpass("connect-second")
+    again = Connect(lab, second, PROFILE, "--no-browser")
+    try:
+        url = again.wait_ready()
+        assert f"Reattaching to Slurm job {job_id}" in again.stderr()
+        assert remote.jobs() == [job_id]
+        assert http_login.login(url, PASSWORD) == 200
+        assert again.interrupt() == 0
+        assert len(second.prompts()) == 1, second.prompts()
+        assert ours(lab) == [] and sockets(lab) == []
+    finally:
+        again.close()
+
+    stop = lab.askpass("connect-stop")
+    done = lab.run([str(lab.laptop.venv_bin / "jupyter-hop"), "connect", "--stop", ALIAS, PROFILE], lab.env(stop),
+                   timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert f"Stopped Slurm job {job_id}" in done.stdout
+    assert remote.slurm.job_state(job_id) not in ("PENDING", "RUNNING")
+    assert len(stop.prompts()) == 1
+    assert ours(lab) == [] and sockets(lab) == []
+
+
+def cancel_forward(remote: Remote, url: str, job_id: str) -> str:
+    """Cancel connect's forward from outside (`ssh -O cancel`), on whichever of its masters holds it; the far end
+    is the job's record (the remote's own file, on the shared home)."""
+    lab = remote.lab
+    record_dir = Path(remote.home["XDG_STATE_HOME"]) / "jupyter-hop" / "records"
+    record = json.loads(next(record_dir.glob(f"job-{job_id}@*.json")).read_text())
+    port = int(url.split(":")[2].split("/")[0])
+    spec = f"127.0.0.1:{port}:{record['address']}:{record['port']}"
+    for sock in sockets(lab):
+        done = lab.run(["ssh", "-F", "none", "-S", str(sock), "-o", "ControlMaster=no", "-o", "ProxyCommand=false",
+                        "-O", "cancel", "-L", spec, "x"], {})
+        if done.returncode == 0 and "failed" not in done.stderr.lower():
+            return spec
+    return ""
+
+
+def test_connect_faults(remote: Remote) -> None:
+    """Each: one line naming the cause, non-zero, no traceback, no master or socket left."""
+    lab = remote.lab
+    hop = str(lab.laptop.venv_bin / "jupyter-hop")
+    cases = [
+        (["connect", "no-such-host.invalid", PROFILE], lab.askpass("f-host"), "cannot connect to no-such-host"),
+        (["connect", ALIAS, PROFILE], lab.askpass("f-auth", WRONG_PASSWORD), "Permission denied"),
+    ]
+    for args, askpass, expected in cases:
+        done = lab.run([hop, *args, "--no-browser"], lab.env(askpass), timeout=120)
+        assert done.returncode != 0
+        first = done.stderr.splitlines()[0]
+        assert first.startswith("jupyter-hop: error: ") and expected in first, done.stderr
+        assert "Traceback" not in done.stderr
+        assert ours(lab) == [] and sockets(lab) == []
+    remote.set_remote_command("/nonexistent/jupyter-hop")
+    done = lab.run([hop, "connect", ALIAS, PROFILE, "--slurm", "--no-browser"], lab.env(lab.askpass("f-missing")),
+                   timeout=120)
+    assert done.returncode != 0
+    assert done.stderr.splitlines()[0] == (f"jupyter-hop: error: jupyter-hop not found on {ALIAS}; install it there "
+                                           f"or set remote_command in {remote.hosts}")
+    assert ours(lab) == [] and sockets(lab) == []
+
+
+def test_ctrl_c_while_queued_leaves_the_job(remote: Remote) -> None:
+    """A job held by --begin stays PENDING: Ctrl-C leaves it queued, says how to reattach, and exits 130."""
+    lab = remote.lab
+    askpass = lab.askpass("connect-queued")
+    run = Connect(lab, askpass, PROFILE, "--no-browser", "--sbatch", "--begin=now+3600")
+    try:
+        deadline = time.monotonic() + 120
+        while "PENDING" not in run.stderr():
+            assert run.proc.poll() is None and time.monotonic() < deadline, run.stderr()
+            time.sleep(0.1)
+        jobs = remote.jobs()
+        assert len(jobs) == 1
+        assert run.interrupt() == 130
+        said = run.stderr()
+        assert f"Slurm job {jobs[0]} is still queued" in said and f"jupyter hop connect {ALIAS} {PROFILE}" in said
+        assert "Traceback" not in said
+        assert remote.slurm.job_state(jobs[0]) == "PENDING"
+        assert ours(lab) == [] and sockets(lab) == []
+        assert len(askpass.prompts()) == 1
+    finally:
+        run.close()
+
+
+def test_a_job_failing_before_ready_gives_the_remotes_error(remote: Remote) -> None:
+    lab = remote.lab
+    gone = Path(remote.home["WORK_DIR"]) / "gone"
+    gone.mkdir()
+    os.chown(gone, lab.remote_user.uid, lab.remote_user.gid)
+    init_profile(lab.remote_user, {**remote.home, "WORK_DIR": str(gone)}, "cf", "--app", "server", password=None)
+    gone.rmdir()  # the job's server cannot start in it
+    hop = str(lab.laptop.venv_bin / "jupyter-hop")
+    done = lab.run([hop, "connect", ALIAS, "cf", "--no-browser"], lab.env(lab.askpass("f-job")), timeout=240)
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.splitlines()
+    # our one line, then the evidence: the job log's tail, where the server said why
+    first = next(i for i, line in enumerate(lines) if line.startswith("jupyter-hop: error: "))
+    assert "jupyter-hop slurm submit on hpc failed: Slurm job" in lines[first], done.stderr
+    assert "before the Jupyter server was ready" in lines[first]
+    assert any("root_dir" in line and "does not exist" in line for line in lines[first + 1:]), done.stderr
+    assert "Traceback" not in done.stderr
+    assert ours(lab) == [] and sockets(lab) == []
