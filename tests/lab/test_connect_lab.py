@@ -286,3 +286,36 @@ def test_a_job_failing_before_ready_gives_the_remotes_error(remote: Remote) -> N
     assert any("root_dir" in line and "does not exist" in line for line in lines[first + 1:]), done.stderr
     assert "Traceback" not in done.stderr
     assert ours(lab) == [] and sockets(lab) == []
+
+
+def test_a_token_profile_shows_the_token_on_the_terminal_only(remote: Remote) -> None:
+    """The token is printed for the user to paste; the browser gets the plain URL; the warning before the job's
+    end comes (here at once: the job is shorter than --warn-before)."""
+    lab = remote.lab
+    init_profile(lab.remote_user, remote.home, "ct", "--app", "server", "--local-port", str(free_port()),
+                 password=None)
+    askpass = lab.askpass("connect-token")
+    browser = askpass.directory / "browser"
+    browser.write_text(BROWSER, encoding="utf-8")
+    browser.chmod(0o755)
+    os.chown(browser, lab.laptop.uid, lab.laptop.gid)
+    run = Connect(lab, askpass, "ct", "--time", "5:00", "--warn-before", "10", env={"BROWSER": str(browser)})
+    try:
+        url = run.wait_ready()
+        job_id = remote.jobs()[0]
+        record_dir = Path(remote.home["XDG_STATE_HOME"]) / "jupyter-hop" / "records"
+        token = json.loads(next(record_dir.glob(f"job-{job_id}@*.json")).read_text())["token"]
+        assert token and token not in url
+        deadline = time.monotonic() + 10
+        while "Warning:" not in run.stderr() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert f"Warning: compute job {job_id} ends in" in run.stderr()
+        assert run.interrupt() == 0
+        assert f"Its token (paste it into the login page): {token}" in run.out.splitlines()
+        calls = (askpass.directory / "browser.calls").read_text().splitlines()
+        assert calls == [url] and token not in calls[0]
+        assert token not in run.stderr()
+        assert len(askpass.prompts()) == 1
+        assert ours(lab) == [] and sockets(lab) == []
+    finally:
+        run.close()
