@@ -96,13 +96,14 @@ def sockets(lab: LaptopLab) -> list[Path]:
 class Connect:
     """One `jupyter hop connect` run as the laptop user, stdout and stderr read as they come."""
 
-    def __init__(self, lab: LaptopLab, askpass: Askpass, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, lab: LaptopLab, askpass: Askpass, *args: str, env: dict[str, str] | None = None,
+                 start_new_session: bool = False) -> None:
         self.lab = lab
         self.err_path = askpass.directory / f"connect-{time.monotonic_ns()}.err"
         self.err = open(self.err_path, "w+")  # noqa: SIM115
         hop = str(lab.laptop.venv_bin / "jupyter-hop")
         self.proc = lab.popen([hop, "connect", ALIAS, *args], lab.env(askpass, env), stdout=subprocess.PIPE,
-                              stderr=self.err)
+                              stderr=self.err, start_new_session=start_new_session)
         self.out = ""
 
     def wait_ready(self, timeout: float = 240) -> str:
@@ -124,8 +125,12 @@ class Connect:
         self.err.flush()
         return self.err_path.read_text()
 
-    def interrupt(self, timeout: float = 60) -> int:
-        self.proc.send_signal(signal.SIGINT)
+    def interrupt(self, timeout: float = 60, *, group: bool = False) -> int:
+        """SIGINT to connect, or (group) to its whole process group, as a terminal's Ctrl-C sends it."""
+        if group:
+            os.killpg(self.proc.pid, signal.SIGINT)
+        else:
+            self.proc.send_signal(signal.SIGINT)
         code = self.proc.wait(timeout)
         assert self.proc.stdout is not None
         self.out += self.proc.stdout.read()
@@ -183,13 +188,14 @@ def test_connect_submits_reattaches_and_stops(remote: Remote) -> None:
         run.close()
 
     second = lab.askpass("connect-second")
-    again = Connect(lab, second, PROFILE, "--no-browser")
+    again = Connect(lab, second, PROFILE, "--no-browser", start_new_session=True)
     try:
         url = again.wait_ready()
         assert f"Reattaching to Slurm job {job_id}" in again.stderr()
         assert remote.jobs() == [job_id]
         assert http_login.login(url, PASSWORD) == 200
-        assert again.interrupt() == 0
+        assert again.interrupt(group=True) == 0, again.stderr()
+        assert "keeps running" in again.stderr()
         assert len(second.prompts()) == 1, second.prompts()
         assert ours(lab) == [] and sockets(lab) == []
     finally:
@@ -309,7 +315,7 @@ def test_a_token_profile_shows_the_token_on_the_terminal_only(remote: Remote) ->
         deadline = time.monotonic() + 10
         while "Warning:" not in run.stderr() and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert f"Warning: compute job {job_id} ends in" in run.stderr()
+        assert f"Warning: compute Slurm job {job_id} ends in" in run.stderr()
         assert run.interrupt() == 0
         assert f"Its token (paste it into the login page): {token}" in run.out.splitlines()
         calls = (askpass.directory / "browser.calls").read_text().splitlines()
@@ -340,6 +346,33 @@ def test_the_tunnel_comes_back_after_the_link_was_down(remote: Remote) -> None:
         assert run.proc.poll() is None
         assert len(askpass.prompts()) == 1
         assert run.interrupt() == 0
+        assert ours(lab) == [] and sockets(lab) == []
+    finally:
+        run.close()
+
+
+def test_run_mode_stops_its_server_with_connect_on_a_terminal_ctrl_c(remote: Remote) -> None:
+    """--run: a foreground server on the login node over the master. Ctrl-C as a terminal sends it (SIGINT to the
+    whole process group, ssh's included): the server is stopped over the master, then nothing is left."""
+    lab = remote.lab
+    init_profile(lab.remote_user, remote.home, "cr", "--app", "server", "--local-port", str(free_port()),
+                 "--login-host", "login", password=PASSWORD)
+    askpass = lab.askpass("connect-run")
+    run = Connect(lab, askpass, "cr", "--run", "--no-browser", start_new_session=True)
+    try:
+        url = run.wait_ready()
+        assert "Jupyter is ready on login (run)" in run.out
+        assert http_login.login(url, PASSWORD) == 200
+        listed = remote.slurm.on_login([str(lab.remote_user.venv_bin / "jupyter-hop"), "list", "--json"],
+                                       remote.home)
+        rows = [r for r in json.loads(listed.stdout)["servers"] if r["profile"] == "cr"]
+        assert [r["state"] for r in rows] == ["ready"], listed.stdout
+        assert run.interrupt(group=True) == 0, run.stderr()
+        assert "Stopped the server of profile cr on hpc." in run.stderr(), run.stderr()
+        listed = remote.slurm.on_login([str(lab.remote_user.venv_bin / "jupyter-hop"), "list", "--json"],
+                                       remote.home)
+        assert [r for r in json.loads(listed.stdout)["servers"] if r["profile"] == "cr"] == []
+        assert len(askpass.prompts()) == 1
         assert ours(lab) == [] and sockets(lab) == []
     finally:
         run.close()

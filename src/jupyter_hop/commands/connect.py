@@ -26,6 +26,9 @@ def connect(
     host: Annotated[str, typer.Argument(help="What you type after `ssh`: an alias, a host name or user@host.")],
     profile: Annotated[str, typer.Argument(help="Profile name on HOST.")] = "default",
     slurm: Annotated[bool, typer.Option("--slurm", help="A Slurm job (the default where HOST has sbatch).")] = False,
+    systemd: Annotated[bool, typer.Option("--systemd", help="PROFILE's systemd user unit on HOST (started if it "
+                                                            "is not running).")] = False,
+    run: Annotated[bool, typer.Option("--run", help="A foreground server on HOST that stops with connect.")] = False,
     new: Annotated[bool, typer.Option("--new", help="Submit a new job even if one of PROFILE runs.")] = False,
     stop: Annotated[bool, typer.Option("--stop", help="Stop PROFILE's running job on HOST and exit.")] = False,
     port: Annotated[int | None, typer.Option("--port", metavar="PORT",
@@ -44,6 +47,8 @@ def connect(
         raise HopError("connect needs an OpenSSH with ControlMaster (Linux or macOS); Windows is not supported yet")
     if not 0 <= warn_before <= 24 * 60:
         raise HopError(f"bad --warn-before {warn_before:g}: expected minutes from 0 to 1440")
+    if slurm + systemd + run > 1:
+        raise HopError("--slurm, --systemd and --run choose the mode: give one of them")
     if port is not None and not 1024 <= port <= 65535:
         raise HopError(f"bad --port {port}: expected a laptop port from 1024 to 65535")
     from jupyter_hop.laptop import connect as flow
@@ -53,7 +58,8 @@ def connect(
              "--job-name": job_name}
     words = [w for option, value in given.items() if value is not None for w in (option, value)]
     words += [w for directive in sbatch or [] for w in ("--sbatch", directive)]
-    request = flow.Request(host=host, profile=profile, mode="slurm" if slurm else None, new=new, overrides=words,
+    mode: flow.Mode | None = "slurm" if slurm else "systemd" if systemd else "run" if run else None
+    request = flow.Request(host=host, profile=profile, mode=mode, new=new, overrides=words,
                            port=port, browser=not no_browser, warn_before=warn_before * 60, stop=stop)
     code = flow.Connect(request).main()
     if code:

@@ -66,6 +66,8 @@ class Connect:
         self.err = err or sys.stderr
         self.session = SshSession(request.host, err=self.err)
         self.job_id = ""
+        self.server: subprocess.Popen[str] | None = None  # --run: the remote launcher, ours until connect ends
+        self.stop_words: list[str] = []
 
     def say(self, text: str, *, to_err: bool = False) -> None:
         stream = self.err if to_err else self.out
@@ -195,17 +197,62 @@ class Connect:
         probe.wait_answers(url, timeout=PROBE_TIMEOUT, what=f"the Jupyter server of {self.req.host}")
         return Tunnel(spec=spec, url=url, reopen=lambda: self.master_for(obj).forward(spec))
 
+    def again(self, *, stop: bool = False) -> str:
+        flag = {"slurm": "", "systemd": " --systemd", "run": " --run"}[self.req.mode or "slurm"]
+        return f"jupyter hop connect{flag}{' --stop' if stop else ''} {self.req.host} {self.req.profile}"
+
     def left_running(self, *, queued: bool = False) -> None:
-        if not self.job_id:
+        if self.req.mode == "run":
+            return  # stopped with connect (see end_run)
+        if self.req.mode == "systemd":
+            what = f"The unit of profile {self.req.profile} on {self.req.host} keeps running"
+        elif self.job_id:
+            what = f"Slurm job {self.job_id} {'is still queued' if queued else 'keeps running'}"
+        else:
             return
-        host, profile = self.req.host, self.req.profile
-        what = "is still queued" if queued else "keeps running"
-        self.say(f"Slurm job {self.job_id} {what}. Reattach: `jupyter hop connect {host} {profile}`; "
-                 f"stop it: `jupyter hop connect --stop {host} {profile}`", to_err=True)
+        self.say(f"{what}. Reattach: `{self.again()}`; stop it: `{self.again(stop=True)}`", to_err=True)
+
+    def start_run(self) -> dict[str, Any]:
+        """`run PROFILE --json` over the master: a foreground server whose object is its first stdout line."""
+        process = self.session.login().popen(self.session.hop_line(["run", self.req.profile, "--json"]))
+        self.server = process
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line:
+            stderr = process.stderr.read() if process.stderr is not None else ""
+            code = process.wait()
+            raise self._failed(code, stderr, "jupyter-hop run")
+        obj = objects.the_object(self.req.host, line)
+        self.stop_words = _plain(obj["stop"])
+        return obj
+
+    def end_run(self) -> None:
+        """A --run server lives as long as connect: its own stop command, over the master. Asked even when our
+        ssh client is gone: a mux client quits on Ctrl-C whatever was ignored, while the master keeps the session
+        (and the server) open."""
+        if self.server is None:
+            return
+        server, self.server = self.server, None
+        if self.stop_words:
+            try:
+                self.hop(self.stop_words, timeout=60, what="jupyter-hop stop")
+                self.say(f"Stopped the server of profile {self.req.profile} on {self.req.host}.", to_err=True)
+            except HopError as exc:
+                self.say(f"Could not stop the server on {self.req.host}: {exc.message}", to_err=True)
+        for pipe in (server.stdout, server.stderr):
+            if pipe is not None:
+                pipe.close()  # the master holds the other ends (ssh passes them over the socket): never read to EOF
+        if server.poll() is None:
+            server.terminate()
+        server.wait(timeout=30)
 
     # ---- the commands
 
     def stop(self) -> int:
+        if self.req.mode == "systemd":
+            self.hop(["stop", self.req.profile], timeout=300, what="jupyter-hop stop")
+            self.say(f"Stopped the unit of profile {self.req.profile} on {self.req.host}.")
+            return 0
         row = self.live_job()
         if row is None:
             raise HopError(f"no running Slurm job of profile {self.req.profile} on {self.req.host}; "
@@ -216,22 +263,27 @@ class Connect:
         return 0
 
     def connect(self) -> int:
-        mode = self.mode()
-        if mode != "slurm":
-            raise HopError(f"connect --{mode} is not built yet; use the default --slurm mode")
-        obj = self.slurm_object()
+        self.req.mode = mode = self.mode()
+        if mode == "slurm":
+            obj = self.slurm_object()
+        elif mode == "systemd":
+            obj = self.follow(["systemd", "start", self.req.profile, "--json"], "jupyter-hop systemd start")
+        else:
+            obj = self.start_run()
         if obj.get("state") != "ready" or not obj.get("tunnel"):
-            raise HopError(f"the jupyter-hop on {self.req.host} said the job is {obj.get('state')}, not ready")
+            raise HopError(f"the jupyter-hop on {self.req.host} said the server is {obj.get('state')}, not ready")
         self.job_id = str(obj.get("job_id") or self.job_id)
         token = self.token(obj) if obj.get("auth") == "token" else ""
         tunnel = self.open_tunnel(obj)
-        self.say(f"Jupyter is ready on {obj['host']} (Slurm job {self.job_id}): {tunnel.url}")
+        what = {"job": f"Slurm job {self.job_id}", "unit": f"unit {obj.get('unit')}"}.get(obj["kind"], "run")
+        self.say(f"Jupyter is ready on {obj['host']} ({what}): {tunnel.url}")
         if token:
             self.say(f"Its token (paste it into the login page): {token}")
         if self.req.browser:
             webbrowser.open(objects.plain_url(tunnel.url))
-        self.say("Ctrl-C closes the tunnel and leaves the job running.", to_err=True)
-        label = f"{obj['host']} job {self.job_id}"
+        self.say("Ctrl-C closes the tunnel and " + ("stops the server." if mode == "run" else
+                                                    "leaves the server running."), to_err=True)
+        label = f"{obj['host']} {what}"
         supervisor = Supervisor(self.session, tunnel, label=label, ends=objects.ends_at(obj),
                                 warn_before=self.req.warn_before, err=self.err)
         try:
@@ -249,4 +301,7 @@ class Connect:
             self.left_running(queued=True)
             raise Interrupted() from None
         finally:
-            self.session.close()
+            try:
+                self.end_run()
+            finally:
+                self.session.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -40,6 +41,14 @@ MUX_TIMEOUT = 15.0  # `ssh -O ...` talks to a local socket: seconds are plenty e
 # What ssh says when the server refused the user's credentials (not the network, not the host key): a
 # supervisor must stop retrying then, instead of asking again in a loop.
 AUTH_FAILURES = ("Permission denied", "Too many authentication failures", "Authentication failed")
+
+
+def deaf_to_ctrl_c() -> None:
+    """In the child before exec: a Ctrl-C on the terminal reaches the whole foreground process group, and ssh
+    quits on SIGINT unless it found SIGINT ignored when it started (it keeps an ignored one ignored). Ignored,
+    the master and its clients outlive the keypress, so connect can close the forward, stop a --run server over
+    the master and end the master itself, in that order. Prompts still reach the terminal: same session."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class MasterFailed(HopError):
@@ -90,7 +99,8 @@ class Master:
         argv = ssh_argv.command_argv(self.host, self.control_path, remote_line, ssh=self.ssh)
         try:
             return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True, env=None if self.env is None else dict(self.env))
+                                    text=True, env=None if self.env is None else dict(self.env),
+                                    preexec_fn=deaf_to_ctrl_c)
         except OSError as exc:
             raise HopError(f"cannot run {self.ssh} (a command on {self.host}): {exc.strerror}") from exc
 
@@ -179,7 +189,7 @@ def start(
     argv = ssh_argv.master_argv(host, control_dir, ssh=ssh, options=options)
     try:
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=fd,
-                                   env=None if env is None else dict(env))
+                                   env=None if env is None else dict(env), preexec_fn=deaf_to_ctrl_c)
     except OSError as exc:
         raise HopError(f"cannot run {ssh} (the ssh master for {host}): {exc.strerror}") from exc
     finally:
