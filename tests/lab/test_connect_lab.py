@@ -431,3 +431,42 @@ def probe_status(url: str) -> int | None:
     from jupyter_hop.laptop import probe
 
     return probe.status(url, timeout=1.0)
+
+
+def login_master_pid(lab: LaptopLab) -> int:
+    for entry in Path("/proc").iterdir():
+        try:
+            if not entry.name.isdigit() or entry.stat().st_uid != lab.laptop.uid:
+                continue
+            words = (entry / "cmdline").read_bytes().decode().split("\0")[:-1]
+        except OSError:
+            continue
+        if words and words[0].endswith("ssh") and "-M" in words and words[-1] == ALIAS:
+            return int(entry.name)
+    raise AssertionError(f"no login master among {ours(lab)}")
+
+
+def test_a_lost_master_is_recreated_and_refused_credentials_end_it(remote: Remote) -> None:
+    """The login master killed: connect says ssh may ask again, logs in again (one more prompt) and the URL answers;
+    killed again with the password now wrong: connect stops with ssh's reason instead of asking in a loop, and
+    leaves the job running and nothing of its own."""
+    lab = remote.lab
+    askpass = lab.askpass("connect-lost")
+    run = Connect(lab, askpass, PROFILE, "--no-browser")
+    try:
+        url = run.wait_ready()
+        os.kill(login_master_pid(lab), signal.SIGTERM)
+        assert wait_answers(url, 30) < 30
+        assert "ssh may ask you to authenticate again" in run.stderr()
+        assert len(askpass.prompts()) == 2, askpass.prompts()
+        (askpass.directory / "answer").write_text(WRONG_PASSWORD + "\n", encoding="utf-8")
+        os.kill(login_master_pid(lab), signal.SIGTERM)
+        assert run.proc.wait(120) == 1, run.stderr()
+        errors = [line for line in run.stderr().splitlines() if line.startswith("jupyter-hop: error: ")]
+        assert len(errors) == 1 and "Permission denied" in errors[0] and "not trying again" in errors[0], errors
+        assert "Traceback" not in run.stderr()
+        assert ours(lab) == [] and sockets(lab) == []
+        job_ids = remote.jobs()
+        assert len(job_ids) == 1 and remote.slurm.job_state(job_ids[0]) == "RUNNING"
+    finally:
+        run.close()
