@@ -470,3 +470,37 @@ def test_a_lost_master_is_recreated_and_refused_credentials_end_it(remote: Remot
         assert len(job_ids) == 1 and remote.slurm.job_state(job_ids[0]) == "RUNNING"
     finally:
         run.close()
+
+
+def test_the_laptop_port_range_exhausted(remote: Remote) -> None:
+    """Every port connect may try is held: one line naming the range, the job left running and said so, nothing
+    of connect's left."""
+    import socket
+
+    lab = remote.lab
+    first = free_port()
+    held = []
+    try:
+        for port in range(first, first + 20):
+            sock = socket.socket()
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                sock.close()  # held by someone else already: just as good
+                continue
+            sock.listen()
+            held.append(sock)
+        hop = str(lab.laptop.venv_bin / "jupyter-hop")
+        done = lab.run([hop, "connect", ALIAS, PROFILE, "--no-browser", "--port", str(first)],
+                       lab.env(lab.askpass("f-ports")), timeout=240)
+    finally:
+        for sock in held:
+            sock.close()
+    assert done.returncode == 1, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("jupyter-hop: error: ")]
+    assert errors == [f"jupyter-hop: error: no free laptop port on 127.0.0.1 from {first} to {first + 19}: other "
+                      "programs hold them all; ask for another port"], done.stderr
+    assert f"keeps running. Reattach: `jupyter hop connect {ALIAS} {PROFILE}`" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert ours(lab) == [] and sockets(lab) == []
+    assert len(remote.jobs()) == 1

@@ -68,6 +68,7 @@ class Connect:
         self.job_id = ""
         self.server: subprocess.Popen[str] | None = None  # --run: the remote launcher, ours until connect ends
         self.stop_words: list[str] = []
+        self.ready = False  # the server answered remotely: after a failure here it is left running, and said so
 
     def say(self, text: str, *, to_err: bool = False) -> None:
         stream = self.err if to_err else self.out
@@ -273,6 +274,7 @@ class Connect:
         if obj.get("state") != "ready" or not obj.get("tunnel"):
             raise HopError(f"the jupyter-hop on {self.req.host} said the server is {obj.get('state')}, not ready")
         self.job_id = str(obj.get("job_id") or self.job_id)
+        self.ready = True
         token = self.token(obj) if obj.get("auth") == "token" else ""
         tunnel = self.open_tunnel(obj)
         what = {"job": f"Slurm job {self.job_id}", "unit": f"unit {obj.get('unit')}"}.get(obj["kind"], "run")
@@ -298,8 +300,12 @@ class Connect:
         try:
             return self.stop() if self.req.stop else self.connect()
         except KeyboardInterrupt:
-            self.left_running(queued=True)
+            self.left_running(queued=not self.ready)
             raise Interrupted() from None
+        except HopError as exc:
+            if self.ready and not isinstance(exc, Interrupted):
+                self.left_running()
+            raise
         finally:
             try:
                 self.end_run()
