@@ -267,6 +267,7 @@ def test_ctrl_c_while_queued_leaves_the_job(remote: Remote) -> None:
         assert run.interrupt() == 130
         said = run.stderr()
         assert f"Slurm job {jobs[0]} is still queued" in said and f"jupyter hop connect {ALIAS} {PROFILE}" in said
+        assert said.splitlines()[-1] == "jupyter-hop: interrupted" and "error" not in said, said
         assert "Traceback" not in said
         assert remote.slurm.job_state(jobs[0]) == "PENDING"
         assert ours(lab) == [] and sockets(lab) == []
@@ -504,3 +505,24 @@ def test_the_laptop_port_range_exhausted(remote: Remote) -> None:
     assert "Traceback" not in done.stderr
     assert ours(lab) == [] and sockets(lab) == []
     assert len(remote.jobs()) == 1
+
+
+def test_a_remote_speaking_another_protocol(remote: Remote) -> None:
+    """A remote jupyter-hop of another schema, and one older than --json (stood in for by remote_command, the
+    way a site points connect at its own jupyter-hop): one line saying which version to upgrade where."""
+    lab = remote.lab
+    hop = str(lab.laptop.venv_bin / "jupyter-hop")
+    stand_ins = [
+        ("echo '{\"schema\": 2, \"version\": \"9.0\"}'; :",
+         "jupyter-hop: error: the jupyter-hop on hpc (version 9.0) speaks protocol schema 2, this laptop's"),
+        ("echo 'Error: No such option: --json' >&2; exit 2; :",
+         "jupyter-hop: error: the jupyter-hop on hpc is older than the --json protocol that connect needs"),
+    ]
+    for command, expected in stand_ins:
+        remote.set_remote_command(command)
+        done = lab.run([hop, "connect", ALIAS, PROFILE, "--slurm", "--new", "--no-browser"],
+                       lab.env(lab.askpass("f-schema")), timeout=120)
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.splitlines()[0].startswith(expected), done.stderr
+        assert "Traceback" not in done.stderr
+        assert ours(lab) == [] and sockets(lab) == []

@@ -61,6 +61,9 @@ def connect(
     mode: flow.Mode | None = "slurm" if slurm else "systemd" if systemd else "run" if run else None
     request = flow.Request(host=host, profile=profile, mode=mode, new=new, overrides=words,
                            port=port, browser=not no_browser, warn_before=warn_before * 60, stop=stop)
-    code = flow.Connect(request).main()
+    try:
+        code = flow.Connect(request).main()
+    except flow.Interrupted:
+        raise typer.Abort() from None  # what was left and how to come back is printed: "interrupted", exit 130
     if code:
         raise typer.Exit(code)
