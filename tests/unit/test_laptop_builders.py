@@ -297,6 +297,7 @@ def test_portable_modules_import_without_posix_only_modules() -> None:
         "    sys.modules[name] = None\n"
         "import jupyter_hop.laptop.sshconfig, jupyter_hop.laptop.argv, jupyter_hop.laptop.remote\n"
         "import jupyter_hop.laptop.hosts, jupyter_hop.laptop.ports, jupyter_hop.laptop.probe\n"
+        "import jupyter_hop.laptop.objects, jupyter_hop.commands.connect\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
