@@ -69,6 +69,7 @@ class Connect:
         self.server: subprocess.Popen[str] | None = None  # --run: the remote launcher, ours until connect ends
         self.stop_words: list[str] = []
         self.ready = False  # the server answered remotely: after a failure here it is left running, and said so
+        self.connected = False  # its URL was printed
 
     def say(self, text: str, *, to_err: bool = False) -> None:
         stream = self.err if to_err else self.out
@@ -278,6 +279,7 @@ class Connect:
         token = self.token(obj) if obj.get("auth") == "token" else ""
         tunnel = self.open_tunnel(obj)
         what = {"job": f"Slurm job {self.job_id}", "unit": f"unit {obj.get('unit')}"}.get(obj["kind"], "run")
+        self.connected = True  # before the line: a Ctrl-C sent as soon as it is read is a normal end
         self.say(f"Jupyter is ready on {obj['host']} ({what}): {tunnel.url}")
         if token:
             self.say(f"Its token (paste it into the login page): {token}")
@@ -301,6 +303,8 @@ class Connect:
             return self.stop() if self.req.stop else self.connect()
         except KeyboardInterrupt:
             self.left_running(queued=not self.ready)
+            if self.connected:  # Ctrl-C is how a connected session ends, also just before the supervisor started
+                return 0
             raise Interrupted() from None
         except HopError as exc:
             if self.ready and not isinstance(exc, Interrupted):
