@@ -210,7 +210,7 @@ def run(
         launch, info, job_end = ready
         try:
             record = _record(plan, launch, info, started, job_end)
-            return _serve(paths, plan, record, launch, stopper, out, announce)
+            return _serve(paths, plan, record, launch, stopper, out, err, announce)
         finally:
             child.finish(launch)  # after any failure (closed stdout, record write): the server never outlives it
     finally:
@@ -301,9 +301,11 @@ def _record(plan: Plan, launch: Launch, info: dict[str, object], started: float,
 
 
 def _serve(
-    paths: Paths, plan: Plan, record: Record, launch: Launch, stopper: Stopper, out: IO[str], announce: Announce | None
+    paths: Paths, plan: Plan, record: Record, launch: Launch, stopper: Stopper, out: IO[str], err: IO[str],
+    announce: Announce | None,
 ) -> int:
     """Publish the record and the instructions, then wait for the server to stop."""
+    from jupyter_hop.slurm import comment
     from jupyter_hop.tracking import instructions
 
     # Should this fail, run() stops the server: without its record nobody could find or stop it.
@@ -316,9 +318,11 @@ def _serve(
         )
         output.write_or_fail(out, text, "the instructions", "the server was stopped")  # by run()
         child.sd_notify(f"READY=1\nSTATUS=Jupyter ready on {record.host} at {record.endpoint}", os.environ)
+        comment.announce(record, "ready", err)  # a job's: readiness that no file-system cache can delay
         code = child.wait_exit(launch, stopper)
     finally:
         records.remove(paths, record)
+        comment.announce(record, "stopped", err)  # so that a stale "ready" misleads no one re-attaching
     if stopper.requested or code == 0:
         return 0
     raise HopError(f"the Jupyter server on {record.host} exited with code {code}", detail=child.tail_text(launch))
