@@ -16,14 +16,24 @@ def register(app: typer.Typer) -> None:
     app.command("instructions")(instructions)
 
 
-def run(name: ProfileName = "default") -> None:
+def run(
+    name: ProfileName = "default",
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            help="Show the server's whole log on this terminal, not only its warnings and errors "
+            "(the whole log is also in a log file; without a terminal, all of it goes to stderr anyway).",
+        ),
+    ] = False,
+) -> None:
     """Start the Jupyter server in the foreground, wait until it answers, print how to reach it."""
     from jupyter_hop.paths import Paths
     from jupyter_hop.profile import store
     from jupyter_hop.server import launcher
 
     paths = Paths.from_env()
-    code = launcher.run(paths, store.load(paths, name), out=sys.stdout, err=sys.stderr)
+    code = launcher.run(paths, store.load(paths, name), out=sys.stdout, err=sys.stderr, verbose=verbose)
     raise typer.Exit(code)
 
 

@@ -21,9 +21,10 @@ from jupyter_hop.fsutil import atomic_write
 from jupyter_hop.paths import Paths, new_launch_dir
 from jupyter_hop.profile.model import Profile
 from jupyter_hop.profile.setup import check_bind_needs_password, locked
-from jupyter_hop.server import child, ownership, probe, serverconfig
+from jupyter_hop.server import child, ownership, probe, serverconfig, serverlog
 from jupyter_hop.server.child import Launch, Stopper
 from jupyter_hop.server.placement import Placement, cluster_of, node_address, placement
+from jupyter_hop.server.serverlog import ServerOutput
 from jupyter_hop.tracking import place, records
 from jupyter_hop.tracking.procid import ProcessId
 from jupyter_hop.tracking.records import Record
@@ -156,8 +157,12 @@ class Plan:
         return self.runtime_dir / "token" if self.token else None
 
 
-def run(paths: Paths, profile: Profile, *, out: IO[str], err: IO[str]) -> int:
-    """Run the server in the foreground until it stops; the return value is the process exit code."""
+def run(paths: Paths, profile: Profile, *, out: IO[str], err: IO[str], verbose: bool = False) -> int:
+    """Run the server in the foreground until it stops; the return value is the process exit code.
+
+    On a terminal the server's log goes to a log file and only its warnings and errors to `err` (all of it
+    with `verbose`), so that the instructions stay the last thing on the screen.
+    """
     where = placement(profile, os.environ)  # input like the profile: checked before anything is written or started
     if os.geteuid() == 0:
         # Jupyter refuses root without --allow-root, and a notebook server should not run as root anyway.
@@ -172,6 +177,7 @@ def run(paths: Paths, profile: Profile, *, out: IO[str], err: IO[str]) -> int:
     if profile.server.port:
         check_port_free(address, profile.server.port)
     runtime_dir = new_launch_dir(paths, err)
+    server_output: ServerOutput | None = None
     try:
         sock = runtime_dir / "jupyter.sock"
         if profile.server.bind == "socket" and len(str(sock).encode()) > MAX_SOCKET_PATH:
@@ -183,10 +189,13 @@ def run(paths: Paths, profile: Profile, *, out: IO[str], err: IO[str]) -> int:
         plan = Plan(profile, where, argv, address, runtime_dir, "" if hashed else secrets.token_hex(24))
         if plan.token_file:
             atomic_write(plan.token_file, plan.token)  # no newline: Jupyter would keep it as part of the token
+        server_output = serverlog.for_launch(paths, profile.name, where.host, err, verbose)
+        if server_output.path:
+            err.write(f"jupyter-hop: starting Jupyter; its whole log: {server_output.path}\n")
         stopper = Stopper()
         stopper.install()
         started = time.time()
-        ready = _start_until_ready(plan, stopper, err)
+        ready = _start_until_ready(plan, stopper, server_output)
         if ready is None:
             return 0  # asked to stop before the server was ready
         launch, info, job_end = ready
@@ -196,14 +205,16 @@ def run(paths: Paths, profile: Profile, *, out: IO[str], err: IO[str]) -> int:
             child.finish(launch)  # after any failure (closed stdout, record write): the server never outlives it
     finally:
         shutil.rmtree(runtime_dir, ignore_errors=True)
+        if server_output:
+            server_output.close()
 
 
-def _start(plan: Plan, err: IO[str]) -> Launch:
-    return child.start(plan.argv, _child_env(plan.runtime_dir, plan.token_file), plan.runtime_dir, err)
+def _start(plan: Plan, output: ServerOutput) -> Launch:
+    return child.start(plan.argv, _child_env(plan.runtime_dir, plan.token_file), plan.runtime_dir, output)
 
 
 def _start_until_ready(
-    plan: Plan, stopper: Stopper, err: IO[str]
+    plan: Plan, stopper: Stopper, output: ServerOutput
 ) -> tuple[Launch, dict[str, object], float | None] | None:
     """Start the child and wait for it; retry when an automatically picked port was taken in between."""
     server = plan.profile.server
@@ -211,7 +222,7 @@ def _start_until_ready(
     attempts = AUTO_PORT_ATTEMPTS if server.bind != "socket" and not server.port else 1
     job_end: float | None = None
     for attempt in range(attempts):
-        launch = _start(plan, err)
+        launch = _start(plan, output)
         handed_over = False
         try:
             stopper.child = launch.process
