@@ -22,9 +22,10 @@ from jupyter_hop.fsutil import atomic_write
 from jupyter_hop.paths import Paths, new_launch_dir
 from jupyter_hop.profile.model import Profile
 from jupyter_hop.profile.setup import check_bind_needs_password, locked
-from jupyter_hop.server import child, ownership, probe, serverconfig
+from jupyter_hop.server import child, ownership, probe, serverconfig, serverlog
 from jupyter_hop.server.child import Launch, Stopper
 from jupyter_hop.server.placement import Placement, cluster_of, node_address, placement
+from jupyter_hop.server.serverlog import ServerOutput
 from jupyter_hop.tracking import place, records
 from jupyter_hop.tracking.procid import ProcessId
 from jupyter_hop.tracking.records import Record
@@ -163,12 +164,14 @@ Announce = Callable[[Record], str]
 
 def run(
     paths: Paths, profile: Profile, *, out: IO[str], err: IO[str], own_config: bool = False,
-    announce: Announce | None = None,
+    announce: Announce | None = None, verbose: bool = False,
 ) -> int:
     """Run the server in the foreground until it stops; the return value is the process exit code.
 
     `own_config`: the profile carries one-off overrides, so its server config goes into this launch's private
     dir, and the profile's own file (which `config` shows and other launches use) is left as it is.
+    On a terminal the server's log goes to a log file and only its warnings and errors to `err` (all of it
+    with `verbose`), so that the instructions stay the last thing on the screen.
     """
     where = placement(profile, os.environ)  # input like the profile: checked before anything is written or started
     if os.geteuid() == 0:
@@ -187,6 +190,7 @@ def run(
     if profile.server.port:
         check_port_free(address, profile.server.port)
     runtime_dir = new_launch_dir(paths, err)
+    server_output: ServerOutput | None = None
     try:
         if own_config:
             config = runtime_dir / "jupyter_server_config.py"
@@ -201,10 +205,13 @@ def run(
         plan = Plan(profile, where, argv, address, runtime_dir, "" if hashed else secrets.token_hex(24))
         if plan.token_file:
             atomic_write(plan.token_file, plan.token)  # no newline: Jupyter would keep it as part of the token
+        server_output = serverlog.for_launch(paths, profile.name, where.host, err, verbose)
+        if server_output.path:
+            err.write(f"jupyter-hop: starting Jupyter; its whole log: {server_output.path}\n")
         stopper = Stopper()
         stopper.install()
         started = time.time()
-        ready = _start_until_ready(plan, stopper, err)
+        ready = _start_until_ready(plan, stopper, server_output)
         if ready is None:
             return 0  # asked to stop before the server was ready
         launch, info, job_end = ready
@@ -215,14 +222,16 @@ def run(
             child.finish(launch)  # after any failure (closed stdout, record write): the server never outlives it
     finally:
         shutil.rmtree(runtime_dir, ignore_errors=True)
+        if server_output:
+            server_output.close()
 
 
-def _start(plan: Plan, err: IO[str]) -> Launch:
-    return child.start(plan.argv, _child_env(plan.runtime_dir, plan.token_file), plan.runtime_dir, err)
+def _start(plan: Plan, output: ServerOutput) -> Launch:
+    return child.start(plan.argv, _child_env(plan.runtime_dir, plan.token_file), plan.runtime_dir, output)
 
 
 def _start_until_ready(
-    plan: Plan, stopper: Stopper, err: IO[str]
+    plan: Plan, stopper: Stopper, output: ServerOutput
 ) -> tuple[Launch, dict[str, object], float | None] | None:
     """Start the child and wait for it; retry when an automatically picked port was taken in between."""
     server = plan.profile.server
@@ -230,7 +239,7 @@ def _start_until_ready(
     attempts = AUTO_PORT_ATTEMPTS if server.bind != "socket" and not server.port else 1
     job_end: float | None = None
     for attempt in range(attempts):
-        launch = _start(plan, err)
+        launch = _start(plan, output)
         handed_over = False
         try:
             stopper.child = launch.process
