@@ -9,13 +9,14 @@ import signal
 import stat
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from labkit.http_login import login
 from labkit.launch import hop, init_profile, port_open
 from labkit.slurmlab import CLUSTER, SlurmLab
+from labkit.slurmlab import slurm_jobs as jobs  # noqa: F401 (fixtures, under the names these tests use)
+from labkit.slurmlab import slurm_user_env as env  # noqa: F401
 from labkit.user import TestUser
 
 from jupyter_hop.slurm import tools
@@ -24,24 +25,6 @@ pytestmark = pytest.mark.lab
 PASSWORD = "pw-s3cret"
 
 
-@pytest.fixture
-def env(user_home: dict[str, str], slurm_lab: SlurmLab) -> dict[str, str]:
-    return {**user_home, **slurm_lab.env()}
-
-
-@pytest.fixture
-def jobs(slurm_lab: SlurmLab, env: dict[str, str]) -> Iterator[list[str]]:
-    """Job ids a test submitted: cancelled at the end whatever happened, so no job outlives its test (with
-    every job jupyter-hop noted in the test's state dirs, in case a test failed before it learned the id)."""
-    ids: list[str] = []
-    yield ids
-    noted = Path(env["XDG_STATE_HOME"]).rglob("job-*.json")
-    ids = sorted(set(ids) | {p.name[4:-5] for p in noted if p.parent.name in ("jobs", "records")})
-    if ids:
-        slurm_lab.run("scancel", *ids)
-        deadline = time.monotonic() + 60
-        while set(ids) & set(slurm_lab.queue()) and time.monotonic() < deadline:
-            time.sleep(0.1)
 
 
 def state_dir(env: dict[str, str]) -> Path:
