@@ -196,7 +196,7 @@ def test_parsed_profiles_are_cached_by_content(tmp_path: Path) -> None:
     assert len(list(cache.glob("*.json"))) == 2
     entry.write_text('{"server": {"root_dir": "relative"}}')  # what the cache holds is checked like a file
     profile_file.write_text('[server]\nroot_dir = "/srv/a" # here\n[slurm]\ntime = "1:00:00"\n')
-    with pytest.raises(HopError, match="server.root_dir"):
+    with pytest.raises(HopError, match=r"server\.root_dir"):
         store.load(paths, "c")
     entry.write_text("not json")  # a damaged entry is no entry
     assert store.load(paths, "c").server.root_dir == "/srv/a"
