@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 from pathlib import Path
@@ -63,6 +64,7 @@ def _remember(cache: Path, text: str, data: dict[str, Any]) -> None:
 
     from jupyter_hop.fsutil import private_dir
 
+    made = not cache.exists()
     try:
         encoded = json.dumps(data, allow_nan=False)
         private_dir(cache)
@@ -71,7 +73,9 @@ def _remember(cache: Path, text: str, data: dict[str, Any]) -> None:
             old.unlink(missing_ok=True)
         atomic_write(cache / f"{hashlib.sha256(text.encode()).hexdigest()}.json", encoded)
     except (HopError, OSError, TypeError, ValueError):
-        return
+        if made:  # leave no empty dir behind (a full runtime dir, say): it was not there before
+            with contextlib.suppress(OSError):
+                cache.rmdir()
 
 
 def _load_toml(text: str) -> dict[str, Any]:
