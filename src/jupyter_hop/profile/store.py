@@ -21,7 +21,10 @@ def load(paths: Paths, name: str) -> Profile:
     text = read_text(path)
     if text is None:
         raise HopError(f"no profile named {name!r} ({path} does not exist); create it with `jupyter hop init {name}`")
-    return parse(name, text, path, cache=paths.runtime_base / PARSED_CACHE)
+    from jupyter_hop.paths import own_runtime_base
+
+    base = own_runtime_base(paths)
+    return parse(name, text, path, cache=base / PARSED_CACHE if base else None)
 
 
 def parse(name: str, text: str, path: Path | str = "<profile>", *, cache: Path | None = None) -> Profile:
