@@ -13,7 +13,9 @@ app = typer.Typer(
     name="jupyter-hop",
     help="Run Jupyter on machines you do not sit at: workstations (systemd) and Slurm compute nodes.",
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion/--show-completion: `import typer` loads the completion machinery anyway, so the two
+    # options cost each command well under a millisecond.
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -28,7 +30,8 @@ def _root(
 
 
 # Which command module defines each top-level command. Building a Typer command inspects its signature, so
-# only the module the command line names is imported and registered; help and unknown names get them all.
+# only the module the command line names is imported and registered; help, unknown names and shell completion
+# get them all.
 COMMAND_MODULES = {
     "init": "profiles", "password": "profiles", "config": "profiles", "run": "run", "instructions": "run",
     "list": "inventory", "stop": "inventory", "doctor": "doctor", "systemd": "systemd", "slurm": "slurm",
@@ -37,11 +40,15 @@ COMMAND_MODULES = {
 GROUPS = ("systemd", "slurm")  # command groups: of these, only the subcommand named is registered
 
 
+# Set by the completion scripts Typer prints: the words to complete come in other variables, not in argv.
+COMPLETE_VAR = "_JUPYTER_HOP_COMPLETE"
+
+
 def _register(argv: list[str]) -> None:
     import importlib
 
     words = [word for word in argv if not word.startswith("-")]
-    wanted = COMMAND_MODULES.get(words[0]) if words else None
+    wanted = COMMAND_MODULES.get(words[0]) if words and COMPLETE_VAR not in os.environ else None
     if wanted:
         module = importlib.import_module(f"jupyter_hop.commands.{wanted}")
         if words[0] in GROUPS:

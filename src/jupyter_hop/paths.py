@@ -103,6 +103,18 @@ def new_launch_dir(paths: Paths, err: IO[str], *, prefix: str = "launch-") -> Pa
     return fresh
 
 
+def own_runtime_base(paths: Paths) -> Path | None:
+    """The node-local base when it is a private dir of ours, for caches; None when another user holds
+    /tmp/jupyter-hop-UID (a cache is never written into someone else's dir: launches then use a fresh one)."""
+    base = paths.runtime_base
+    if base != _tmp_base():
+        return base  # $XDG_RUNTIME_DIR, checked as ours by _node_local_base
+    try:
+        return base if _claim(base) is None else None
+    except (HopError, OSError):
+        return None
+
+
 def _claim(base: Path) -> str | None:
     """Make `base` ours (0700) and return None, or say what another user put there instead."""
     try:

@@ -122,13 +122,20 @@ def submit_event(job_id: str, log: str) -> dict[str, Any]:
 
 def progress_event(job: JobState, elapsed: float) -> dict[str, Any]:
     """A stderr line of `submit --json` for each change of the job's state while it waits."""
+    from jupyter_hop.slurm import comment, reasons
+
+    note = comment.parse(job.comment)
     return {
         "schema": SCHEMA,
         "event": "progress",
         "job_id": job.job_id,
         "state": job.state,
         "reason": job.reason or None,
+        "reason_text": (reasons.words(job.reason) or None) if job.reason else None,
+        "expected_start": utc(job.expected_start) if job.expected_start is not None else None,
         "node": job.node or None,
+        # the launcher said so in the job's comment while its record is not visible here yet (a lagging NFS)
+        "ready_on_node": bool(note and note.ready),
         "elapsed": round(elapsed, 1),
     }
 

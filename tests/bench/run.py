@@ -29,12 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import Timing, median, time_command
 
 BASELINE = "import typer, jinja2"
-TARGETS = {  # case name -> the ratio the design asks for (printed next to the figure, never enforced here)
-    "jupyter-hop config": 1.3,
-    "jupyter-hop slurm render": 1.3,
-    "jupyter-hop systemd render": 1.3,
-    "slurm render --time 2:00:00 --gpus 1": 1.3,
-    "systemd render --port 9000": 1.3,
+TARGETS = {  # case name -> the ratio asked for (issue 11: 1.2x for render and config), printed, never enforced
+    "jupyter-hop config": 1.2,
+    "jupyter-hop slurm render": 1.2,
+    "jupyter-hop systemd render": 1.2,
+    "slurm render --time 2:00:00 --gpus 1": 1.2,
+    "systemd render --port 9000": 1.2,
     "jupyter-hop run to printed instructions": 1.1,
 }
 

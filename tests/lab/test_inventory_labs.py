@@ -92,7 +92,12 @@ def test_one_of_each_listed_then_stopped(test_user: TestUser, user_manager: User
         assert lines[key][1:4] == ["fg", "run", "ready"]
         assert lines["svc"][1:4] == ["svc", "unit", "ready"]
         assert lines[job][1:4] == ["nb", "job", "ready"] and re.fullmatch(r"3h\d\dm", lines[job][7])
-        assert lines[later][1:4] == ["later", "job", "pending"] and lines[later][-1] == "BeginTime"
+        # the pending job's note: its reason, and the start Slurm expects (its --begin time, in the hour)
+        assert lines[later][1:4] == ["later", "job", "pending"]
+        [later_line] = [line for line in text.splitlines() if line.split()[0] == later]
+        note = r"  BeginTime, expected start (\d{4}-\d\d-\d\d )?\d\d:\d\d UTC \(in 59 min\)$"
+        assert re.search(note, later_line), text
+        assert 3500 < float(pending_job["expected_start"]) - time.time() <= 3600  # type: ignore[arg-type]
 
         ports = {k: int(rows[k]["port"]) for k in (key, "svc", job)}  # type: ignore[call-overload]
         started = time.monotonic()

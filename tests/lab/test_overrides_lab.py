@@ -6,14 +6,14 @@ from __future__ import annotations
 import difflib
 import os
 import socket
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from labkit.http_login import login
 from labkit.launch import hop, init_profile, port_open, start_launcher
 from labkit.slurmlab import CLUSTER, SlurmLab
+from labkit.slurmlab import slurm_jobs as jobs  # noqa: F401 (fixtures, under the names these tests use)
+from labkit.slurmlab import slurm_user_env as env  # noqa: F401
 from labkit.systemdlab import UserManager, ok
 from labkit.systemdlab import hop as unit_hop
 from labkit.user import TestUser
@@ -24,23 +24,6 @@ pytestmark = pytest.mark.lab
 PASSWORD = "pw-s3cret over"
 
 
-@pytest.fixture
-def env(user_home: dict[str, str], slurm_lab: SlurmLab) -> dict[str, str]:
-    return {**user_home, **slurm_lab.env()}
-
-
-@pytest.fixture
-def jobs(slurm_lab: SlurmLab, env: dict[str, str]) -> Iterator[list[str]]:
-    """Job ids a test started, cancelled at the end whatever happened (with any jupyter-hop noted)."""
-    ids: list[str] = []
-    yield ids
-    noted = Path(env["XDG_STATE_HOME"]).rglob("job-*.json")
-    ids = sorted(set(ids) | {p.name[4:-5].split("@")[0] for p in noted})
-    if ids:
-        slurm_lab.run("scancel", *ids)
-        deadline = time.monotonic() + 60
-        while set(ids) & set(slurm_lab.queue()) and time.monotonic() < deadline:
-            time.sleep(0.1)
 
 
 def profile_file(env: dict[str, str], name: str) -> Path:

@@ -422,12 +422,13 @@ def test_audit_finds_a_planted_secret(tmp_path: Path) -> None:
     (tmp_path / "leak.txt").write_text(f"x {secret} y")
     audit = Audit({"password": secret})
     audit.tree(tmp_path)
-    proc = subprocess.Popen(["sh", "-c", "sleep 30; :", "sh", secret], env={"LEAK": secret})
+    # `read` is a builtin: sh never forks, so no half-started child shares its argv for an instant
+    proc = subprocess.Popen(["sh", "-c", "read -r _", "sh", secret], env={"LEAK": secret}, stdin=subprocess.PIPE)
     try:
         wait_for(lambda: secret.encode() in Path(f"/proc/{proc.pid}/cmdline").read_bytes(), 10, "sh runs")
         audit.process(proc.pid)
         audit.all_cmdlines()
     finally:
         proc.kill()
-        proc.wait()
+        proc.communicate()
     assert len(audit.findings) == 4, audit.findings  # file, argv, environ, and argv again in the machine scan

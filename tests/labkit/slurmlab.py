@@ -95,6 +95,21 @@ class SlurmLab:
         out = self.run("squeue", "-h", "-o", "%i").stdout
         return out.split()
 
+    @contextlib.contextmanager
+    def cancelled_at_end(self, state_dir: Path) -> Iterator[list[str]]:
+        """Job ids a test submitted (it appends them): cancelled at the end whatever happened, so no job outlives
+        its test, with every job jupyter-hop noted under `state_dir`, in case a test failed before it learned
+        the id (records and notes are named job-ID@CLUSTER.json)."""
+        ids: list[str] = []
+        yield ids
+        noted = state_dir.rglob("job-*.json")
+        ids = sorted(set(ids) | {p.name[4:-5].split("@")[0] for p in noted if p.parent.name in ("jobs", "records")})
+        if ids:
+            self.run("scancel", *ids)
+            deadline = time.monotonic() + 60
+            while set(ids) & set(self.queue()) and time.monotonic() < deadline:
+                time.sleep(0.1)
+
     def cancel_all(self, timeout: float = 30) -> None:
         ids = self.queue()
         if ids:
@@ -297,3 +312,16 @@ def slurm_lab(test_user: TestUser) -> Iterator[SlurmLab]:
         pytest.fail(f"the Slurm lab could not be set up: {exc}")
     yield lab
     release(lab)
+
+
+@pytest.fixture
+def slurm_user_env(user_home: dict[str, str], slurm_lab: SlurmLab) -> dict[str, str]:
+    """The test user's fresh XDG dirs plus what talks to this Slurm: what `jupyter-hop slurm ...` runs with."""
+    return {**user_home, **slurm_lab.env()}
+
+
+@pytest.fixture
+def slurm_jobs(slurm_lab: SlurmLab, slurm_user_env: dict[str, str]) -> Iterator[list[str]]:
+    """Job ids a test submitted, cancelled at its end with every job noted in its state dir."""
+    with slurm_lab.cancelled_at_end(Path(slurm_user_env["XDG_STATE_HOME"])) as ids:
+        yield ids

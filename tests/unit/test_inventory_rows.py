@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from jupyter_hop.slurm import tools
 from jupyter_hop.tracking import inventory
 from jupyter_hop.tracking.inventory import Inventory, Row
@@ -36,8 +38,8 @@ def test_unit_states() -> None:
     assert (row.key, row.profile, row.port, row.started) == ("svc", "svc", 40001, NOW - 300)
 
 
-def job(state: str, reason: str = "None", node: str = "c1") -> QueuedJob:
-    line = f"81234|{state}|{reason}|{node}|2027-01-15T08:00:00|1:00:00"
+def job(state: str, reason: str = "None", node: str = "c1", start: str = "N/A") -> QueuedJob:
+    line = f"81234|{state}|{reason}|{node}|2027-01-15T08:00:00|1:00:00|{start}|(null)"
     [parsed] = tools.parse_squeue(line)
     return QueuedJob(parsed, "nb", NOW - 400)
 
@@ -86,3 +88,20 @@ def test_find_by_key_then_profile() -> None:
     assert [r.key for r in inventory.find(found, "p")] == ["ws-1", "ws-2"]
     assert [r.key for r in inventory.find(found, "p2")] == ["p2"]
     assert inventory.find(found, "nothing") == []
+
+
+def test_pending_job_with_an_expected_start() -> None:
+    """The row, the table's note and the JSON carry Slurm's estimate; a running job's %S (its start) is not one."""
+    pending = inventory.job_row(job("PENDING", "Resources", "", start="2027-01-15T08:00:00"), None)
+    assert pending.expected_start == tools.parse_time("2027-01-15T08:00:00")
+    assert inventory.job_row(job("RUNNING", start="2027-01-15T07:00:00"), record()).expected_start is None
+    assert inventory.job_row(job("PENDING", "Priority", ""), None).expected_start is None
+    rows = [Row("81234", "nb", "job", "pending", started=NOW - 60, note="Resources", expected_start=NOW + 725),
+            Row("81235", "nb", "job", "pending", started=NOW - 60, expected_start=NOW + 86400 + 60)]
+    lines = inventory.render(Inventory(rows, {}), now=NOW).splitlines()
+    clock = time.strftime("%H:%M", time.gmtime(NOW + 725))
+    assert lines[1].endswith(f"Resources, expected start {clock} UTC (in 12 min)"), lines
+    day = time.strftime("%Y-%m-%d %H:%M", time.gmtime(NOW + 86400 + 60))
+    assert lines[2].endswith(f"  expected start {day} UTC (in 1 d)"), lines
+    data = inventory.to_json(Inventory(rows, {}), NOW)
+    assert data["servers"][0]["expected_start"] == NOW + 725

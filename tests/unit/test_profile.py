@@ -176,3 +176,27 @@ def test_jupyter_subcommand_lookup_finds_hop(tree: HopTree) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == ok(tree, ["config", "p"])
+
+
+def test_parsed_profiles_are_cached_by_content(tmp_path: Path) -> None:
+    """A profile read again comes from the parsed cache (no TOML parser), one changed is parsed anew, and the
+    cache is private."""
+    paths = Paths(tmp_path / "config", tmp_path / "state", tmp_path / "runtime")
+    profile_file = paths.profile_file("c")
+    profile_file.parent.mkdir(parents=True)
+    profile_file.write_text('[server]\nroot_dir = "/srv/a" # here\n[slurm]\ntime = "1:00:00"\n')
+    first = store.load(paths, "c")
+    cache = paths.runtime_base / store.PARSED_CACHE
+    (entry,) = cache.glob("*.json")
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700 and stat.S_IMODE(entry.stat().st_mode) == 0o600
+    entry.write_text('{"server": {"root_dir": "/srv/from-the-cache"}}')  # proves the next load reads the cache
+    assert store.load(paths, "c").server.root_dir == "/srv/from-the-cache"
+    profile_file.write_text('[server]\nroot_dir = "/srv/b"\n')
+    assert store.load(paths, "c").server.root_dir == "/srv/b" and first.server.root_dir == "/srv/a"
+    assert len(list(cache.glob("*.json"))) == 2
+    entry.write_text('{"server": {"root_dir": "relative"}}')  # what the cache holds is checked like a file
+    profile_file.write_text('[server]\nroot_dir = "/srv/a" # here\n[slurm]\ntime = "1:00:00"\n')
+    with pytest.raises(HopError, match=r"server\.root_dir"):
+        store.load(paths, "c")
+    entry.write_text("not json")  # a damaged entry is no entry
+    assert store.load(paths, "c").server.root_dir == "/srv/a"

@@ -89,8 +89,10 @@ def test_render_commands_import_only_what_rendering_needs() -> None:
 def _render_imports(tree: HopTree) -> None:
     made = tree.hop(["init", "p", "--password-stdin", "--root-dir", str(tree.work)], stdin="pw\n")
     assert made.returncode == 0, made.stderr
+    assert tree.hop(["config", "p"]).returncode == 0  # a first read parses the profile and caches what it found
     for group in ("systemd", "slurm"):
         loaded = set(modules_after(tree, [group, "render", "p"]))
+        assert "tomllib" not in loaded and "tomlkit" not in loaded  # the profile parsed before, now cached
         assert f"jupyter_hop.commands.{group}" in loaded
         assert {"jupyter_hop.tracking.records", "jupyter_hop.systemd.ops", "jupyter_hop.slurm.jobs"} & loaded == set()
         assert heavy(sorted(loaded)) == []

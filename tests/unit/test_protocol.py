@@ -135,7 +135,9 @@ def test_json_progress_writes_one_event_per_change() -> None:
     stream = io.StringIO()
     line = progress.JsonProgress(stream)
     pending = tools.JobState("5", "PENDING", "Priority")
+    estimated = tools.JobState("5", "PENDING", "Resources", expected_start=1795000000.0)
     for elapsed, job in [(0.0, pending), (0.3, pending), (1.04, tools.JobState("5", "PENDING", "Resources")),
+                         (1.5, estimated), (1.7, estimated),
                          (2.0, tools.JobState("5", "RUNNING", node="c1")), (2.5, tools.JobState("5", "RUNNING",
                                                                                                  node="c1"))]:
         line.job(job, elapsed)
@@ -143,12 +145,15 @@ def test_json_progress_writes_one_event_per_change() -> None:
     events = [parsed(text + "\n") for text in stream.getvalue().splitlines()]
     for event in events:
         EVENT.validate(event)
+    common = {"schema": 1, "event": "progress", "job_id": "5", "ready_on_node": False}
+    resources = {**common, "state": "PENDING", "reason": "Resources", "node": None,
+                 "reason_text": "waiting for resources (nodes, CPUs, memory or GPUs) to free up"}
     assert events == [
-        {"schema": 1, "event": "progress", "job_id": "5", "state": "PENDING", "reason": "Priority", "node": None,
-         "elapsed": 0.0},
-        {"schema": 1, "event": "progress", "job_id": "5", "state": "PENDING", "reason": "Resources", "node": None,
-         "elapsed": 1.0},
-        {"schema": 1, "event": "progress", "job_id": "5", "state": "RUNNING", "reason": None, "node": "c1",
+        {**common, "state": "PENDING", "reason": "Priority", "reason_text": "waiting for higher-priority jobs",
+         "expected_start": None, "node": None, "elapsed": 0.0},
+        {**resources, "expected_start": None, "elapsed": 1.0},
+        {**resources, "expected_start": "2026-11-18T11:06:40Z", "elapsed": 1.5},
+        {**common, "state": "RUNNING", "reason": None, "reason_text": None, "expected_start": None, "node": "c1",
          "elapsed": 2.0},
     ]
     EVENT.validate(protocol.submit_event("5", "/s/x.log"))

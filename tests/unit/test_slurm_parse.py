@@ -16,10 +16,10 @@ from jupyter_hop.tracking import place, records
 from jupyter_hop.tracking.records import Record
 
 SQUEUE = """\
-12|PENDING|Priority||N/A|4:00:00
-13|PENDING|None||N/A|4:00:00
-14|RUNNING|None|c0412|2026-11-26T18:05:00|3:59:58
-15|COMPLETING|None|c0413|2026-11-26T06:00:00|0:00
+12|PENDING|Priority||N/A|4:00:00|N/A|(null)
+13|PENDING|None||N/A|4:00:00|N/A|(null)
+14|RUNNING|None|c0412|2026-11-26T18:05:00|3:59:58|2026-11-26T14:05:02|(null)
+15|COMPLETING|None|c0413|2026-11-26T06:00:00|0:00|2026-11-26T02:00:00|(null)
 garbage line
 """
 
@@ -113,7 +113,8 @@ def test_ready_when_the_record_appears(tmp_path: Path) -> None:
     assert record.job_id == "5" and job == running
     assert 0.8 <= waited < 0.8 + 0.2  # readiness seen within the record poll, not the squeue poll
     lines = err.getvalue().splitlines()  # not a terminal: one line per change of state
-    assert lines == ["Slurm job 5: PENDING (Priority) (0:00)", "Slurm job 5: RUNNING on c1, starting Jupyter (0:00)"]
+    assert lines == ["Slurm job 5: PENDING: waiting for higher-priority jobs (Priority) (0:00)",
+                     "Slurm job 5: RUNNING on c1, starting Jupyter (0:00)"]
     assert jobs.with_end(record, job).job_end == 1e9
 
 

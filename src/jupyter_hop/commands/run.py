@@ -26,6 +26,14 @@ def run(
     app: o.App = None, bind: o.Bind = None, port: o.Port = None, root_dir: o.RootDir = None,
     idle_timeout: o.IdleTimeout = None, save: o.Save = False,
     as_json: Json = False, show_token: ShowToken = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            help="Show the server's whole log on this terminal, not only its warnings and errors "
+            "(the whole log is also in a log file; without a terminal, all of it goes to stderr anyway).",
+        ),
+    ] = False,
 ) -> None:
     """Start the Jupyter server in the foreground, wait until it answers, print how to reach it."""
     from jupyter_hop.paths import Paths
@@ -45,7 +53,7 @@ def run(
         announce = _announce(profile.ssh.style, as_json, show_token)
         # one-off values get a server config of their own: the profile's stays as the profile says
         code = launcher.run(paths, profile, out=sys.stdout, err=sys.stderr, own_config=bool(given) and not save,
-                            announce=announce)
+                            announce=announce, verbose=verbose)
     raise typer.Exit(code)
 
 

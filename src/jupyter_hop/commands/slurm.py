@@ -177,8 +177,10 @@ def status(
     as_json: Json = False,
 ) -> None:
     """List your jupyter-hop jobs: state, node, time left."""
+    import time
     from dataclasses import asdict
 
+    from jupyter_hop import timetext
     from jupyter_hop.output import emit_json, say, table
     from jupyter_hop.paths import Paths
     from jupyter_hop.slurm import jobs
@@ -191,8 +193,11 @@ def status(
         say("No jupyter-hop Slurm jobs are queued or running.")
         return
     lines = [["JOBID", "PROFILE", "STATE", "NODE", "TIME LEFT", "READY"]]
+    now = time.time()
     for row in rows:
         state = f"{row.state} ({row.reason})" if row.state == "PENDING" and row.reason else row.state
+        if row.expected_start is not None:
+            state += ", " + timetext.expected_start(row.expected_start, now)
         lines.append([row.job_id, row.profile, state, row.node or "-", row.time_left or "-",
                       "yes" if row.ready else "no"])
     sys.stdout.write(table(lines))

@@ -20,8 +20,10 @@ Given = Mapping[str, Mapping[str, "str | Sequence[str]"]]
 INTEGER_RE = lazy(r"[+-]?[0-9]{1,18}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: one per flag, and no generated __eq__ to build
 class Option:
+    """A one-off option and the profile key it stands for."""
+
     flag: str
     section: str
     key: str

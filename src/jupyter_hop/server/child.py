@@ -1,4 +1,4 @@
-"""The server as a child process: its output passed through and kept, stop signals forwarded, a bounded stop."""
+"""The server as a child process: its output passed on and kept, stop signals forwarded, a bounded stop."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from types import FrameType
 from typing import IO
 
 from jupyter_hop.fsutil import LOG_TAIL_LINES
+from jupyter_hop.server.serverlog import ServerOutput
 
 STOP_GRACE = 10.0
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -29,6 +30,7 @@ class Launch:
 
     process: subprocess.Popen[bytes]
     runtime_dir: Path
+    output: ServerOutput
     tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=LOG_TAIL_LINES))
     pump: threading.Thread | None = None
 
@@ -38,14 +40,12 @@ class Launch:
         return "".join(self.tail)
 
 
-def _pump(stream: IO[bytes], tail: collections.deque[str], sink: IO[str]) -> None:
-    """Pass the server's output through (to the terminal, journal or job log) and keep the last lines."""
+def _pump(stream: IO[bytes], tail: collections.deque[str], output: ServerOutput) -> None:
+    """Pass the server's output on (to the journal, job log, or log file and terminal) and keep the last lines."""
     for raw in iter(stream.readline, b""):
         line = raw.decode("utf-8", "replace")
         tail.append(line)
-        with contextlib.suppress(OSError, ValueError):
-            sink.write(line)
-            sink.flush()
+        output.write(line)
     stream.close()
 
 
@@ -109,15 +109,15 @@ def die_with_parent() -> Callable[[], None] | None:
     return hook
 
 
-def start(argv: list[str], env: dict[str, str], runtime_dir: Path, err: IO[str]) -> Launch:
-    """Start the server with its output going through `err` (terminal, journal or job log)."""
+def start(argv: list[str], env: dict[str, str], runtime_dir: Path, output: ServerOutput) -> Launch:
+    """Start the server with its output going to `output`."""
     process = subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
         preexec_fn=die_with_parent(),
     )
-    launch = Launch(process, runtime_dir)
+    launch = Launch(process, runtime_dir, output)
     assert process.stdout is not None
-    launch.pump = threading.Thread(target=_pump, args=(process.stdout, launch.tail, err), daemon=True)
+    launch.pump = threading.Thread(target=_pump, args=(process.stdout, launch.tail, output), daemon=True)
     launch.pump.start()
     return launch
 
@@ -146,10 +146,11 @@ def finish(launch: Launch) -> None:
         except subprocess.TimeoutExpired:
             launch.process.kill()
             launch.process.wait()
+    launch.log_tail()  # its last lines drained into the log file before the launcher closes that
 
 
 def tail_text(launch: Launch) -> str:
     tail = launch.log_tail().rstrip("\n")
-    if not tail:
-        return "(the server printed nothing)"
-    return "Last lines of the server log:\n" + tail
+    text = "Last lines of the server log:\n" + tail if tail else "(the server printed nothing)"
+    where = launch.output.log_path
+    return f"{text}\nThe whole server log: {where}" if where else text

@@ -22,9 +22,10 @@ from jupyter_hop.fsutil import atomic_write
 from jupyter_hop.paths import Paths, new_launch_dir
 from jupyter_hop.profile.model import Profile
 from jupyter_hop.profile.setup import check_bind_needs_password, locked
-from jupyter_hop.server import child, ownership, probe, serverconfig
+from jupyter_hop.server import child, ownership, probe, serverconfig, serverlog
 from jupyter_hop.server.child import Launch, Stopper
 from jupyter_hop.server.placement import Placement, cluster_of, node_address, placement
+from jupyter_hop.server.serverlog import ServerOutput
 from jupyter_hop.tracking import place, records
 from jupyter_hop.tracking.procid import ProcessId
 from jupyter_hop.tracking.records import Record
@@ -163,12 +164,14 @@ Announce = Callable[[Record], str]
 
 def run(
     paths: Paths, profile: Profile, *, out: IO[str], err: IO[str], own_config: bool = False,
-    announce: Announce | None = None,
+    announce: Announce | None = None, verbose: bool = False,
 ) -> int:
     """Run the server in the foreground until it stops; the return value is the process exit code.
 
     `own_config`: the profile carries one-off overrides, so its server config goes into this launch's private
     dir, and the profile's own file (which `config` shows and other launches use) is left as it is.
+    On a terminal the server's log goes to a log file and only its warnings and errors to `err` (all of it
+    with `verbose`), so that the instructions stay the last thing on the screen.
     """
     where = placement(profile, os.environ)  # input like the profile: checked before anything is written or started
     if os.geteuid() == 0:
@@ -187,6 +190,7 @@ def run(
     if profile.server.port:
         check_port_free(address, profile.server.port)
     runtime_dir = new_launch_dir(paths, err)
+    server_output: ServerOutput | None = None
     try:
         if own_config:
             config = runtime_dir / "jupyter_server_config.py"
@@ -201,28 +205,33 @@ def run(
         plan = Plan(profile, where, argv, address, runtime_dir, "" if hashed else secrets.token_hex(24))
         if plan.token_file:
             atomic_write(plan.token_file, plan.token)  # no newline: Jupyter would keep it as part of the token
+        server_output = serverlog.for_launch(paths, profile.name, where.host, err, verbose)
+        if server_output.path:
+            err.write(f"jupyter-hop: starting Jupyter; its whole log: {server_output.path}\n")
         stopper = Stopper()
         stopper.install()
         started = time.time()
-        ready = _start_until_ready(plan, stopper, err)
+        ready = _start_until_ready(plan, stopper, server_output)
         if ready is None:
             return 0  # asked to stop before the server was ready
         launch, info, job_end = ready
         try:
             record = _record(plan, launch, info, started, job_end)
-            return _serve(paths, plan, record, launch, stopper, out, announce)
+            return _serve(paths, plan, record, launch, stopper, out, err, announce)
         finally:
             child.finish(launch)  # after any failure (closed stdout, record write): the server never outlives it
     finally:
         shutil.rmtree(runtime_dir, ignore_errors=True)
+        if server_output:
+            server_output.close()
 
 
-def _start(plan: Plan, err: IO[str]) -> Launch:
-    return child.start(plan.argv, _child_env(plan.runtime_dir, plan.token_file), plan.runtime_dir, err)
+def _start(plan: Plan, output: ServerOutput) -> Launch:
+    return child.start(plan.argv, _child_env(plan.runtime_dir, plan.token_file), plan.runtime_dir, output)
 
 
 def _start_until_ready(
-    plan: Plan, stopper: Stopper, err: IO[str]
+    plan: Plan, stopper: Stopper, output: ServerOutput
 ) -> tuple[Launch, dict[str, object], float | None] | None:
     """Start the child and wait for it; retry when an automatically picked port was taken in between."""
     server = plan.profile.server
@@ -230,7 +239,7 @@ def _start_until_ready(
     attempts = AUTO_PORT_ATTEMPTS if server.bind != "socket" and not server.port else 1
     job_end: float | None = None
     for attempt in range(attempts):
-        launch = _start(plan, err)
+        launch = _start(plan, output)
         handed_over = False
         try:
             stopper.child = launch.process
@@ -301,9 +310,11 @@ def _record(plan: Plan, launch: Launch, info: dict[str, object], started: float,
 
 
 def _serve(
-    paths: Paths, plan: Plan, record: Record, launch: Launch, stopper: Stopper, out: IO[str], announce: Announce | None
+    paths: Paths, plan: Plan, record: Record, launch: Launch, stopper: Stopper, out: IO[str], err: IO[str],
+    announce: Announce | None,
 ) -> int:
     """Publish the record and the instructions, then wait for the server to stop."""
+    from jupyter_hop.slurm import comment
     from jupyter_hop.tracking import instructions
 
     # Should this fail, run() stops the server: without its record nobody could find or stop it.
@@ -316,9 +327,11 @@ def _serve(
         )
         output.write_or_fail(out, text, "the instructions", "the server was stopped")  # by run()
         child.sd_notify(f"READY=1\nSTATUS=Jupyter ready on {record.host} at {record.endpoint}", os.environ)
+        comment.announce(record, "ready", err)  # a job's: readiness that no file-system cache can delay
         code = child.wait_exit(launch, stopper)
     finally:
         records.remove(paths, record)
+        comment.announce(record, "stopped", err)  # so that a stale "ready" misleads no one re-attaching
     if stopper.requested or code == 0:
         return 0
     raise HopError(f"the Jupyter server on {record.host} exited with code {code}", detail=child.tail_text(launch))

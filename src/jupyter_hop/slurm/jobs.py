@@ -13,7 +13,7 @@ from jupyter_hop.fsutil import atomic_write, private_dir
 from jupyter_hop.paths import Paths
 from jupyter_hop.profile.model import Profile
 from jupyter_hop.server import probe
-from jupyter_hop.slurm import batch, tools
+from jupyter_hop.slurm import batch, comment, tools
 from jupyter_hop.slurm.progress import Progress, describe
 from jupyter_hop.slurm.submissions import (
     Submission,
@@ -29,7 +29,13 @@ from jupyter_hop.tracking.place import is_this_host, this_cluster
 from jupyter_hop.tracking.records import Record
 
 RECORD_POLL = 0.02  # the record appears within this much of the launcher writing it
-STATE_POLL = 0.25  # squeue is a round trip to the controller: ask less often
+FAST_POLL = 0.25  # squeue while the server comes up, and in the first FAST_FOR seconds of a phase
+FAST_FOR = 5.0
+SLOW_POLL = 5.0  # at most one squeue per this many seconds while a job pends
+GROWTH = 0.1  # seconds the interval grows by per second spent in a slow phase: 5 s after about 50 s
+# Once the job's comment says ready, how long the record may take to show up here: NFS clients cache a
+# directory's entries for up to acdirmax (60 s by default) before they look again.
+RECORD_LAG = 120.0
 READY_MARGIN = 60.0  # beyond server.ready_timeout, for the setup lines and the interpreter to start
 CANCEL_TIMEOUT = 120.0  # scancel gives KillWait (30 s by default) before SIGKILL
 
@@ -66,6 +72,26 @@ def answers_here(record: Record) -> bool | None:
                          timeout=2.0)
 
 
+def poll_interval(phase: str, in_phase: float) -> float:
+    """Seconds until the next squeue, by what the wait is at and for how long it has been there.
+
+    Fast while the server comes up ("starting": the job runs, its server is not ready yet), and in the first
+    seconds of any phase; then slower and slower, to one call per SLOW_POLL, while the job pends ("queued",
+    minutes to days) or its server is ready and only its record is awaited ("announced"). Every waiting user's
+    squeue is a round trip to the one slurmctld; readiness itself is seen in the record file, polled apart.
+    """
+    if phase == "starting" or in_phase < FAST_FOR:
+        return FAST_POLL
+    return min(SLOW_POLL, FAST_POLL + (in_phase - FAST_FOR) * GROWTH)
+
+
+def phase_of(job: tools.JobState) -> str:
+    if job.state != "RUNNING":
+        return "queued"
+    note = comment.parse(job.comment)
+    return "announced" if note is not None and note.ready else "starting"
+
+
 def wait_ready(
     paths: Paths,
     submission: Submission,
@@ -75,12 +101,16 @@ def wait_ready(
     job_state: Callable[[str], tools.JobState | None] = tools.job_state,
 ) -> tuple[Record, tools.JobState | None]:
     """Until the job's record exists and its server answers; pending time is unbounded but shown, the time
-    from RUNNING to ready is bounded by `ready_timeout` plus a margin for the setup lines."""
+    from RUNNING to ready is bounded by `ready_timeout` plus a margin for the setup lines, and once the job's
+    comment says the server is ready, the time until its record shows up here by RECORD_LAG."""
     job_id = submission.job_id
     log = Path(submission.log)
     start = time.monotonic()
     next_state_poll = start
+    shown = start
+    phase, phase_since = "", start
     running_since: float | None = None
+    announced_since: float | None = None
     job: tools.JobState | None = None
     looked_again = False
     while True:
@@ -90,7 +120,6 @@ def wait_ready(
         now = time.monotonic()
         if now >= next_state_poll:
             job = job_state(job_id)
-            next_state_poll = time.monotonic() + STATE_POLL
             if job is None or job.ended:
                 if _own_record(paths, submission) is not None and not looked_again:
                     looked_again = True
@@ -98,10 +127,22 @@ def wait_ready(
                 what = f"ended ({job.state}{_exit(job)})" if job else "is no longer known to Slurm"
                 raise HopError(f"Slurm job {job_id} {what} before the Jupyter server was ready",
                                detail=tools.log_tail(log))
+            if phase_of(job) != phase:
+                phase, phase_since = phase_of(job), now
             if job.state == "RUNNING" and running_since is None:
                 running_since = now
+            if phase == "announced" and announced_since is None:
+                announced_since = now
+            next_state_poll = time.monotonic() + poll_interval(phase, now - phase_since)
             status.job(job, now - start)
-        if running_since is not None and now - running_since > ready_timeout + READY_MARGIN:
+            shown = now
+        elif job is not None and now - shown >= 1.0:
+            status.job(job, now - start)  # the elapsed time goes on between the (slower) squeue calls
+            shown = now
+        if announced_since is not None:
+            if now - announced_since > RECORD_LAG:
+                raise HopError(_not_visible(paths, job_id, job), detail=tools.log_tail(log))
+        elif running_since is not None and now - running_since > ready_timeout + READY_MARGIN:
             raise HopError(
                 f"Slurm job {job_id} runs but its Jupyter server did not answer within "
                 f"{ready_timeout + READY_MARGIN:g} s; the job is left running: "
@@ -109,6 +150,15 @@ def wait_ready(
                 detail=tools.log_tail(log),
             )
         time.sleep(RECORD_POLL)
+
+
+def _not_visible(paths: Paths, job_id: str, job: tools.JobState | None) -> str:
+    node = f" on {job.node}" if job and job.node else ""
+    return (f"Slurm job {job_id}'s Jupyter server is ready{node} (the job's comment says so), but its record did "
+            f"not show up in {paths.records_dir} on this host within {RECORD_LAG:g} s: is {paths.state_dir} on "
+            "a file system that the compute nodes share with this host? The job is left running: "
+            f"`jupyter hop slurm instructions {job_id} --wait` waits again, `jupyter hop slurm cancel {job_id}` "
+            "stops it")
 
 
 def _own_record(paths: Paths, submission: Submission) -> Record | None:
@@ -158,6 +208,12 @@ def find_record(paths: Paths, job_id: str) -> Record:
         raise HopError(f"Slurm job {job_id} is not running{state}; `jupyter hop slurm status` lists yours")
     if record is not None:
         return with_end(record, job)
+    if phase_of(job) == "announced":
+        raise HopError(
+            f"Slurm job {job_id}'s server is ready on {job.node or 'its node'}, but its record has not shown up "
+            f"on this host yet (a shared home on NFS can take a minute); "
+            f"`jupyter hop slurm instructions {job_id} --wait` waits for it"
+        )
     raise HopError(
         f"Slurm job {job_id} is {describe(job)} and its server is not ready yet; "
         f"`jupyter hop slurm instructions {job_id} --wait` waits for it"
@@ -174,6 +230,7 @@ class JobStatus:
     time_left: str
     ready: bool
     log: str
+    expected_start: float | None = None  # epoch seconds, while it pends and Slurm has an estimate
 
 
 def status(paths: Paths) -> list[JobStatus]:
@@ -194,6 +251,7 @@ def status(paths: Paths) -> list[JobStatus]:
             time_left=job.time_left,
             ready=row.state == "ready",
             log=note.log if note else "",
+            expected_start=job.expected_start,
         ))
     return sorted(found, key=lambda status: int(status.job_id))
 

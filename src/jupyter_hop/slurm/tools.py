@@ -23,9 +23,15 @@ ENDED = frozenset({
 })
 # Where a job that has not ended stands (SUSPENDED: it may resume) and how an ended job failed.
 PENDING = frozenset({"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING", "SUSPENDED"})
+# Pending states in which StartTime (%S) is an expectation; a suspended or resizing job has started already.
+NOT_STARTED = frozenset({"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD"})
 FAILED = frozenset({"BOOT_FAIL", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "TIMEOUT"})
-SQUEUE_FORMAT = "%i|%T|%r|%N|%e|%L"
+# %S is the expected start while a job pends (N/A until the scheduler has one). %k, the comment, is last: it is
+# the one free-text field (it may hold "|"), so a line is split at the first 7 bars only.
+SQUEUE_FORMAT = "%i|%T|%r|%N|%e|%L|%S|%k"
+SQUEUE_FIELDS = SQUEUE_FORMAT.count("|") + 1
 TOOL_TIMEOUT = 30.0
+COMMENT_TIMEOUT = 5.0  # the launcher's comment update is best effort: it must not hold up the server for long
 
 
 # ---- parsers of tool output (pure) ----
@@ -40,6 +46,8 @@ class JobState:
     end: float | None = None  # epoch seconds: the time limit while it runs, the end once it ended
     time_left: str = ""  # as squeue prints it (D-HH:MM:SS, INVALID, UNLIMITED)
     exit_code: str = ""  # from scontrol, "0:0" when it succeeded
+    expected_start: float | None = None  # epoch seconds: when Slurm expects a pending job to start, if it does
+    comment: str = ""  # the job's comment (squeue %k), where the launcher says that the server is ready
 
     @property
     def ended(self) -> bool:
@@ -59,14 +67,17 @@ def parse_time(value: str) -> float | None:
 
 
 def parse_squeue(text: str) -> list[JobState]:
-    """Lines of `squeue -h -o '%i|%T|%r|%N|%e|%L'`, one job each; other lines are ignored."""
+    """Lines of `squeue -h -o SQUEUE_FORMAT`, one job each; other lines are ignored (a comment with a newline
+    continues on a line of its own, which is not a job's)."""
     jobs = []
     for line in text.splitlines():
-        fields = line.strip().split("|")
-        if len(fields) != 6 or not fields[0]:
+        fields = line.split("|", SQUEUE_FIELDS - 1)
+        if len(fields) != SQUEUE_FIELDS or not fields[0].strip().isdigit():
             continue
-        job_id, state, reason, node, end, left = fields
-        jobs.append(JobState(job_id, state, _none(reason), _none(node), parse_time(end), _none(left)))
+        job_id, state, reason, node, end, left, start, comment = (f.strip() for f in fields)
+        expected = parse_time(start) if state in NOT_STARTED else None
+        jobs.append(JobState(job_id, state, _none(reason), _none(node), parse_time(end), _none(left),
+                             expected_start=expected, comment=_none(comment)))
     return jobs
 
 
@@ -101,6 +112,9 @@ def state_from_scontrol(fields: Mapping[str, str]) -> JobState:
         node=node,
         end=parse_time(fields.get("EndTime", "")),
         exit_code=fields.get("ExitCode", ""),
+        expected_start=parse_time(fields.get("StartTime", "")) if state in NOT_STARTED else None,
+        # no comment: scontrol prints it unquoted among the other Key=value words, so a comment that holds
+        # "key=value" words cannot be told apart from them (squeue's %k can)
     )
 
 
@@ -114,8 +128,8 @@ def _tool(name: str) -> str:
     return path
 
 
-def _run(argv: Sequence[str], *, umask: int = -1) -> subprocess.CompletedProcess[str]:
-    return proc.run(argv, timeout=TOOL_TIMEOUT, umask=umask,
+def _run(argv: Sequence[str], *, umask: int = -1, timeout: float = TOOL_TIMEOUT) -> subprocess.CompletedProcess[str]:
+    return proc.run(argv, timeout=timeout, umask=umask,
                     what="asking the Slurm controller; `sinfo` tells whether it is up")
 
 
@@ -129,13 +143,13 @@ def sbatch(script: Path) -> str:
     return job_id
 
 
-def squeue(job_ids: Sequence[str] = ()) -> list[JobState]:
+def squeue(job_ids: Sequence[str] = (), *, timeout: float = TOOL_TIMEOUT) -> list[JobState]:
     """This user's queued and running jobs (all of them, or those of `job_ids`); ended jobs are not listed."""
     # -u rather than --me, which Slurm before 20.11 does not know; the uid's name, not $USER, which may lie
     argv = [_tool("squeue"), "-h", "-u", pwd.getpwuid(os.getuid()).pw_name, "-o", SQUEUE_FORMAT]
     if job_ids:
         argv += ["-j", ",".join(job_ids)]
-    result = _run(argv)
+    result = _run(argv, timeout=timeout)
     if result.returncode != 0:
         if "Invalid job id" in result.stderr:
             return []  # the controller has forgotten every one of them
@@ -157,6 +171,18 @@ def scontrol_job(job_id: str) -> JobState | None:
         return None
     fields = parse_scontrol(result.stdout)
     return state_from_scontrol(fields) if fields.get("JobId") == job_id else None
+
+
+def set_comment(job_id: str, comment: str) -> str:
+    """Set the job's comment (its owner may, from inside the job); "" when done, else why not, in one line."""
+    try:
+        result = _run([_tool("scontrol"), "update", f"JobId={job_id}", f"Comment={comment}"],
+                      timeout=COMMENT_TIMEOUT)
+    except HopError as exc:
+        return exc.message
+    if result.returncode == 0:
+        return ""
+    return (result.stderr.strip() or result.stdout.strip() or f"exit code {result.returncode}").splitlines()[-1]
 
 
 def scancel(job_id: str) -> None:

@@ -92,10 +92,13 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
     import jinja2
 
     from jupyter_hop.fsutil import private_dir
-    from jupyter_hop.paths import Paths
+    from jupyter_hop.paths import Paths, own_runtime_base
 
+    base = own_runtime_base(Paths.from_env())
+    if base is None:
+        return None
     try:
-        directory = private_dir(Paths.from_env().runtime_base / "templates")
+        directory = private_dir(base / "templates")
     except HopError:
         return None
     return jinja2.FileSystemBytecodeCache(str(directory))

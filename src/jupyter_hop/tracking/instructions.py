@@ -8,6 +8,7 @@ import shlex
 import time
 from dataclasses import dataclass
 
+from jupyter_hop import timetext
 from jupyter_hop.errors import HopError
 from jupyter_hop.profile.model import check_host, check_user
 from jupyter_hop.tracking.records import Record
@@ -122,11 +123,13 @@ def login_url(record: Record, local_port: int, *, show_secret: bool) -> str:
     return url
 
 
-def where(record: Record) -> str:
+def where(record: Record, now: float) -> str:
+    """The first line; a job's says when it ends, as a time (UTC, with the date when not today) and as time left:
+    "(Slurm job 81234, ends 18:05 UTC, in 3 h 12 min)"."""
     if record.kind == "job":
         end = ""
         if record.job_end:
-            end = ", ends " + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(record.job_end))
+            end = f", ends {timetext.moment(record.job_end, now)}, {timetext.until(record.job_end, now)}"
         return f"Jupyter is ready on {record.host} (Slurm job {record.job_id}{end})."
     if record.kind == "unit":
         return f"Jupyter is ready on {record.host} (systemd user unit {record.unit})."
@@ -139,14 +142,16 @@ def render(
     style: str = "command",
     show_secret: bool = False,
     hop: str = "jupyter hop",
+    now: float | None = None,
 ) -> str:
     """Everything a user needs to reach the server, every command runnable as printed.
 
-    `hop` is how this shell reaches jupyter-hop (see `invocation`), so the stop line works when pasted.
+    `hop` is how this shell reaches jupyter-hop (see `invocation`), so the stop line works when pasted. `now`
+    (epoch seconds, the current time when None) is what a job's time left is counted from.
     """
     local_port = record.local_port
     t = tunnel(record, local_port)
-    lines = [where(record), ""]
+    lines = [where(record, time.time() if now is None else now), ""]
     if style == "config":
         lines.append("On your laptop, add this block for this server to ~/.ssh/config:")
         lines.append(ssh_config_block(t))

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from jupyter_hop import output
+from jupyter_hop import output, timetext
 from jupyter_hop.fields import Kind
 from jupyter_hop.paths import Paths
 from jupyter_hop.slurm import tools
@@ -40,6 +40,7 @@ class Row:
     address: str = ""
     started: float | None = None  # epoch seconds
     ends: float | None = None  # epoch seconds of a job's time limit
+    expected_start: float | None = None  # epoch seconds: when Slurm expects a pending job to start, if it does
     job_id: str = ""
     unit: str = ""
     pid: int = 0  # the launcher's pid on `host`
@@ -121,7 +122,7 @@ def job_row(queued: QueuedJob, record: Record | None) -> Row:
     note = job.reason if state == "pending" else ("" if state in ("ready", "starting") else job.state)
     row = Row(key=job.job_id, profile=profile, kind="job", state=state, host=job.node, job_id=job.job_id,
               started=queued.submitted, ends=job.end if state in ("ready", "starting") else None, note=note,
-              job=job)
+              expected_start=job.expected_start if state == "pending" else None, job=job)
     if record is not None and state == "ready":
         _fill_from_record(row, record)
         row.ends = job.end or record.job_end
@@ -228,9 +229,12 @@ def render(inventory: Inventory, now: float | None = None) -> str:
     table = [list(COLUMNS)]
     for row in inventory.rows:
         data = row.to_dict(now)
+        note = row.note
+        if row.expected_start is not None:
+            note = ", ".join(part for part in (note, timetext.expected_start(row.expected_start, now)) if part)
         table.append([row.key, row.profile, row.kind, row.state, row.host or "-", row.endpoint or "-",
                       duration(data["age"]), duration(data["time_left"]) if data["time_left"] is not None else "-",
-                      row.note])
+                      note])
     return output.table(table)
 
 
