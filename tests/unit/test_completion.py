@@ -52,7 +52,7 @@ def test_bash_completes_with_the_printed_script(tree: HopTree) -> None:
         ["render"],
         ["cancel", "instructions", "render", "status", "submit"],
         ["--verbose"],
-        ["config"],
+        ["config", "connect"],
     ], done.stdout
 
 
