@@ -67,6 +67,8 @@ def _node_local_base(env: Mapping[str, str]) -> Path:
     is checked rather than trusted. It is preferred over /tmp because units run with PrivateTmp=yes and sshd
     must still reach a Unix socket.
     """
+    if not hasattr(os, "getuid"):  # Windows: only connect runs there (laptop/direct.py), and keeps nothing here
+        return Path(tempfile.gettempdir()) / APP_NAME
     runtime = env.get("XDG_RUNTIME_DIR")
     if runtime:
         try:

@@ -212,6 +212,78 @@ def test_connect_submits_reattaches_and_stops(remote: Remote) -> None:
     assert ours(lab) == [] and sockets(lab) == []
 
 
+NO_MASTER = {"JUPYTER_HOP_TEST_NO_CONTROL_MASTER": "1"}  # laptop/direct.py's test hook: the Windows mode
+# One login per step without a master: the sbatch lookup, `list --json`, `slurm submit --json` (or `slurm
+# instructions --wait` when reattaching) and the tunnel (README, "From the laptop: connect").
+DIRECT_PROMPTS = 4
+
+
+def tunnel_pid(lab: LaptopLab) -> int:
+    """The direct mode's tunnel ssh (`ssh -N ... -J hpc -L ...`), not the `ssh -W` it runs for the jump."""
+    for entry in Path("/proc").iterdir():
+        try:
+            if not entry.name.isdigit() or entry.stat().st_uid != lab.laptop.uid:
+                continue
+            words = (entry / "cmdline").read_bytes().decode().split("\0")[:-1]
+        except OSError:
+            continue
+        if words and words[0].endswith("ssh") and "-N" in words and "-L" in words and "-J" in words:
+            return int(entry.name)
+    raise AssertionError(f"no tunnel ssh among {ours(lab)}")
+
+
+def test_connect_without_control_master(remote: Remote) -> None:
+    """The mode for an OpenSSH without ControlMaster (Windows), forced by its test hook: every step its own ssh
+    login, the tunnel one more, re-opened when its ssh dies; a submit, a password login through the URL, a
+    reattach, --stop, and each Ctrl-C leaving no ssh and no socket."""
+    lab = remote.lab
+    first = lab.askpass("direct-first")
+    run = Connect(lab, first, PROFILE, "--no-browser", "--time", "0:30:00", env=NO_MASTER)
+    try:
+        url = run.wait_ready()
+        assert url.startswith("http://127.0.0.1:"), url
+        jobs = remote.jobs()
+        assert len(jobs) == 1, jobs
+        job_id = jobs[0]
+        assert http_login.login(url, PASSWORD) == 200
+        assert "This ssh has no ControlMaster" in run.stderr()
+        assert len(first.prompts()) == DIRECT_PROMPTS, first.prompts()
+        assert sockets(lab) == []  # no master, no control socket, ever
+        os.kill(tunnel_pid(lab), signal.SIGTERM)  # the supervisor starts the tunnel again: one login more
+        back = wait_answers(url, 60)
+        print(f"direct mode: the tunnel's ssh killed, the URL answered again after {back:.1f} s")
+        assert "ssh may ask you to authenticate again" in run.stderr()
+        assert len(first.prompts()) == DIRECT_PROMPTS + 1, first.prompts()
+        assert run.interrupt() == 0, run.stderr()
+        assert f"jupyter hop connect {ALIAS} {PROFILE}" in run.stderr() and "Traceback" not in run.stderr()
+        assert ours(lab) == [] and sockets(lab) == []
+        assert remote.slurm.job_state(job_id) == "RUNNING"
+    finally:
+        run.close()
+
+    second = lab.askpass("direct-second")
+    again = Connect(lab, second, PROFILE, "--no-browser", env=NO_MASTER, start_new_session=True)
+    try:
+        url = again.wait_ready()
+        assert f"Reattaching to Slurm job {job_id}" in again.stderr()
+        assert remote.jobs() == [job_id]
+        assert http_login.login(url, PASSWORD) == 200
+        assert again.interrupt(group=True) == 0, again.stderr()  # a terminal's Ctrl-C: the ssh's get it too
+        assert len(second.prompts()) == DIRECT_PROMPTS, second.prompts()
+        assert ours(lab) == [] and sockets(lab) == []
+    finally:
+        again.close()
+
+    stop = lab.askpass("direct-stop")
+    done = lab.run([str(lab.laptop.venv_bin / "jupyter-hop"), "connect", "--stop", ALIAS, PROFILE],
+                   lab.env(stop, NO_MASTER), timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert f"Stopped Slurm job {job_id}" in done.stdout
+    assert remote.slurm.job_state(job_id) not in ("PENDING", "RUNNING")
+    assert len(stop.prompts()) == 2  # `list --json`, then `stop`
+    assert ours(lab) == [] and sockets(lab) == []
+
+
 def cancel_forward(remote: Remote, url: str, job_id: str) -> str:
     """Cancel connect's forward from outside (`ssh -O cancel`), on whichever of its masters holds it; the far end
     is the job's record (the remote's own file, on the shared home)."""
@@ -259,11 +331,16 @@ def test_ctrl_c_while_queued_leaves_the_job(remote: Remote) -> None:
     run = Connect(lab, askpass, PROFILE, "--no-browser", "--sbatch", "--begin=now+3600")
     try:
         deadline = time.monotonic() + 120
-        while "PENDING" not in run.stderr():
+        while "expected start" not in run.stderr():
             assert run.proc.poll() is None and time.monotonic() < deadline, run.stderr()
             time.sleep(0.1)
         jobs = remote.jobs()
         assert len(jobs) == 1
+        # the status line in the words of the remote's own: the reason in words and its code, the expected start
+        line = next(line for line in run.stderr().splitlines() if "expected start" in line)
+        assert line.startswith(f"Slurm job {jobs[0]}: PENDING: waiting for its earliest start time (--begin) "
+                               "(BeginTime), expected start "), line
+        assert "(in 59 min)" in line or "(in 1 h)" in line, line
         assert run.interrupt() == 130
         said = run.stderr()
         assert f"Slurm job {jobs[0]} is still queued" in said and f"jupyter hop connect {ALIAS} {PROFILE}" in said

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -10,6 +12,10 @@ from jupyter_hop import protocol
 from jupyter_hop.errors import HopError
 from jupyter_hop.laptop import objects
 from jupyter_hop.laptop.connect import _plain
+from jupyter_hop.slurm import progress
+from jupyter_hop.slurm.tools import JobState
+
+NOW = 1_764_687_900.0  # 2025-12-02 15:05:00 UTC
 
 
 def test_the_object_speaks_this_laptops_schema() -> None:
@@ -43,7 +49,7 @@ def test_events_and_lines_for_people() -> None:
         "log tail line",
     ])
     shown = [objects.progress_text(e) for e in map(objects.event, stderr.splitlines()) if e]
-    assert shown == ["Slurm job 7 submitted; waiting for it to start", "Slurm job 7: PENDING (Resources) - 1 s"]
+    assert shown == ["Slurm job 7 submitted; waiting for it to start", "Slurm job 7: PENDING (Resources) (0:01)"]
     assert objects.failure_lines(stderr) == ["jupyter-hop: error: the server of job 7 exited", "log tail line"]
 
 
@@ -76,3 +82,51 @@ def test_time_left_and_the_remote_words() -> None:
     assert _plain(["jupyter", "hop", "stop", "7"]) == ["stop", "7"]
     assert _plain(["/venv/bin/jupyter-hop", "slurm", "instructions", "7", "--json"]) == [
         "slurm", "instructions", "7", "--json"]
+
+
+def remote_line(job: JobState, elapsed: float) -> str:
+    """What the remote's own status line prints for the job (its StatusLine, off a terminal)."""
+    stream = io.StringIO()
+    progress.StatusLine(stream).job(job, elapsed)
+    return stream.getvalue().rstrip("\n")
+
+
+def test_the_status_line_while_queued_speaks_the_remotes_words() -> None:
+    """The laptop's line for an event is the remote's own line for the same job: the reason in words and its
+    code, the expected start, the time waited."""
+    job = JobState("81234", "PENDING", "Priority", expected_start=NOW + 725)
+    event = json.loads(protocol.dumps(protocol.progress_event(job, 42.3)))
+    text = objects.progress_text(event, NOW)
+    assert text == ("Slurm job 81234: PENDING: waiting for higher-priority jobs (Priority), expected start 15:17 UTC "
+                    "(in 12 min) (0:42)")
+    assert text == f"Slurm job 81234: {progress.describe(job, NOW)} ({progress.clock(42.3)})"
+    # the clock keeps counting between events; the estimate counts down
+    assert objects.progress_text(event, NOW + 60, since=60).endswith("expected start 15:17 UTC (in 11 min) (1:42)")
+    # a terminal too narrow for the words gets the code alone, as the remote's line does
+    assert objects.progress_text(event, NOW, width=70) == (
+        "Slurm job 81234: PENDING (Priority), expected start 15:17 UTC (in 12 min) (0:42)"[:67] + "...")
+    assert objects.progress_text(event, NOW, width=80) == (
+        "Slurm job 81234: PENDING (Priority), expected start 15:17 UTC (in 12 min) (0:42)")
+
+
+@pytest.mark.parametrize("job", [
+    JobState("5", "PENDING", "BeginTime", expected_start=NOW + 3600),
+    JobState("5", "PENDING", "Dependency"),
+    JobState("5", "PENDING", "SomethingNew"),
+    JobState("5", "PENDING"),
+    JobState("5", "RUNNING", node="c0412"),
+    replace(JobState("5", "RUNNING", node="c0412"), comment="jupyter-hop:1 ready host=c0412 port=47213 launch=0f3a"),
+    JobState("5", "CONFIGURING"),
+])
+def test_every_event_reads_as_the_remote_line(job: JobState) -> None:
+    event = json.loads(protocol.dumps(protocol.progress_event(job, 7.0)))
+    assert objects.progress_text(event, NOW) == f"Slurm job 5: {progress.describe(job, NOW)} (0:07)"
+
+
+def test_an_event_with_fields_missing_or_odd_still_reads() -> None:
+    assert objects.progress_text({"event": "progress", "job_id": "9"}, NOW) == "Slurm job 9: ? (0:00)"
+    assert objects.moment("2025-12-02T15:05:00Z") == NOW
+    assert objects.moment("soon") is None and objects.moment(None) is None
+    first = {"event": "progress", "job_id": "9", "state": "PENDING", "elapsed": 1.0}
+    assert objects.progress_key(first) == objects.progress_key({**first, "elapsed": 9.0})
+    assert objects.progress_key(first) != objects.progress_key({**first, "reason": "Priority"})

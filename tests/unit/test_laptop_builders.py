@@ -290,16 +290,31 @@ def test_probe_status_and_deadline() -> None:
 
 
 def test_portable_modules_import_without_posix_only_modules() -> None:
-    """What connect uses on Windows must import there: fcntl, pwd, grp, termios and resource do not exist."""
+    """What connect uses on Windows must import there: fcntl, pwd, grp, termios and resource do not exist, nor
+    os.getuid, os.setsid, os.killpg. On a (fake) win32, connect picks the one-ssh-per-step link and never imports
+    the master's modules."""
     code = (
-        "import sys\n"
+        "import os, sys\n"
         "for name in ('fcntl', 'pwd', 'grp', 'termios', 'resource'):\n"
         "    sys.modules[name] = None\n"
+        "for name in ('getuid', 'geteuid', 'setsid', 'killpg', 'getpgid'):\n"
+        "    if hasattr(os, name):\n"
+        "        delattr(os, name)\n"
         "import jupyter_hop.laptop.sshconfig, jupyter_hop.laptop.argv, jupyter_hop.laptop.remote\n"
         "import jupyter_hop.laptop.hosts, jupyter_hop.laptop.ports, jupyter_hop.laptop.probe\n"
         "import jupyter_hop.laptop.objects, jupyter_hop.commands.connect\n"
+        "import jupyter_hop.laptop.link, jupyter_hop.laptop.direct, jupyter_hop.laptop.follow\n"
+        "import jupyter_hop.laptop.supervise, jupyter_hop.laptop.connect as flow\n"
+        "sys.platform = 'win32'  # after the imports: typer's click would look for Windows' own modules\n"
+        "link = flow.link('hpc', sys.stderr)\n"
+        "assert type(link).__name__ == 'DirectSession', link\n"
+        "assert link.hop_line(['list', '--json']).endswith('jupyter-hop list --json'), link.hop_line([])\n"
+        "link.close()\n"
+        "posix_only = [m for m in ('jupyter_hop.laptop.master', 'jupyter_hop.laptop.session') if m in sys.modules]\n"
+        "assert not posix_only, posix_only\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    env = {k: v for k, v in os.environ.items() if k != "JUPYTER_HOP_TEST_NO_CONTROL_MASTER"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 0, result.stderr
 
 

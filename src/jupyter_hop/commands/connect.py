@@ -41,10 +41,6 @@ def connect(
     gpus: o.Gpus = None, gres: o.Gres = None, account: o.Account = None, qos: o.Qos = None,
     constraint: o.Constraint = None, job_name: o.JobName = None, sbatch: o.Sbatch = None,
 ) -> None:
-    import os
-
-    if os.name != "posix":
-        raise HopError("connect needs an OpenSSH with ControlMaster (Linux or macOS); Windows is not supported yet")
     if not 0 <= warn_before <= 24 * 60:
         raise HopError(f"bad --warn-before {warn_before:g}: expected minutes from 0 to 1440")
     if slurm + systemd + run > 1:

@@ -103,3 +103,21 @@ def forward_spec(local_port: int, remote: str) -> str:
     if not 1 <= local_port <= 65535:
         raise HopError(f"bad laptop port {local_port}: expected 1 to 65535")
     return f"{LOCAL_ADDRESS}:{local_port}:{check_remote(remote)}"
+
+
+# Without ControlMaster (Windows' OpenSSH, see direct.py) every ssh is a login of its own: none may use or start
+# a master the user's config asks for (on Windows it cannot work; elsewhere it would not be ours to end).
+NO_MUX = ("-o", "ControlMaster=no", "-o", "ControlPath=none")
+
+
+def direct_command_argv(host: str, remote_line: str, *, ssh: str = "ssh") -> list[str]:
+    """One remote command line as a login of its own: the user's config in full (keys, proxies, host-key
+    checking), no tty, stdin from /dev/null; the user's configured forwards stay with their own sessions."""
+    return [ssh, *NO_MUX, "-o", "ClearAllForwardings=yes", "-T", "-n", host, "--", remote_line]
+
+
+def direct_tunnel_argv(spec: str, target: str, *, jump: str = "", ssh: str = "ssh") -> list[str]:
+    """The tunnel as an ssh of its own, as the printed instructions have it (`ssh -N -J LOGIN -L SPEC NODE`):
+    ExitOnForwardFailure, so a laptop port it cannot bind ends it instead of leaving a tunnel-less login."""
+    return [ssh, "-N", *NO_MUX, "-o", "ExitOnForwardFailure=yes", *(["-J", jump] if jump else []), "-L", spec,
+            target]

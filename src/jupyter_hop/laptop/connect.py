@@ -1,5 +1,6 @@
-"""`jupyter hop connect HOST [PROFILE]` (POSIX only): one master, the remote jupyter-hop's JSON object, a verified
-tunnel, the browser, and a supervisor that keeps the tunnel up until Ctrl-C.
+"""`jupyter hop connect HOST [PROFILE]` (portable): one master (or, without ControlMaster, one ssh per step: see
+direct.py), the remote jupyter-hop's JSON object, a verified tunnel, the browser, and a supervisor that keeps the
+tunnel up until Ctrl-C.
 
 The job (or unit) is the remote's: Ctrl-C closes what connect opened (forwards, masters, the control dir) and
 leaves the server running; `--stop` stops it with the remote's own `stop`.
@@ -17,10 +18,9 @@ from typing import IO, Any, Literal
 
 from jupyter_hop.errors import HopError
 from jupyter_hop.laptop import argv as ssh_argv
-from jupyter_hop.laptop import objects, ports, probe
-from jupyter_hop.laptop.master import Master
+from jupyter_hop.laptop import direct, follow, objects, ports, probe
+from jupyter_hop.laptop.link import Link
 from jupyter_hop.laptop.remote import LOGIN_SHELL, NOT_FOUND
-from jupyter_hop.laptop.session import SshSession
 from jupyter_hop.laptop.supervise import Supervisor, Tunnel
 
 Mode = Literal["slurm", "systemd", "run"]
@@ -59,12 +59,22 @@ def _plain(stop: Sequence[str]) -> list[str]:
     raise HopError(f"cannot read the remote command {shlex.join(stop)!r}")
 
 
+def link(host: str, err: IO[str]) -> Link:
+    """One master where ssh has ControlMaster; else (Windows) one ssh per step, and the POSIX-only modules of the
+    master are never imported."""
+    if direct.wanted():
+        return direct.DirectSession(host, err=err)
+    from jupyter_hop.laptop.session import SshSession
+
+    return SshSession(host, err=err)
+
+
 class Connect:
     def __init__(self, request: Request, *, out: IO[str] | None = None, err: IO[str] | None = None) -> None:
         self.req = request
         self.out = out or sys.stdout
         self.err = err or sys.stderr
-        self.session = SshSession(request.host, err=self.err)
+        self.session = link(request.host, self.err)
         self.job_id = ""
         self.server: subprocess.Popen[str] | None = None  # --run: the remote launcher, ours until connect ends
         self.stop_words: list[str] = []
@@ -97,7 +107,7 @@ class Connect:
     def mode(self) -> Mode:
         if self.req.mode is not None:
             return self.req.mode
-        found = self.session.login().run(HAS_SBATCH, timeout=60, what="looking for sbatch")
+        found = self.session.run(HAS_SBATCH, timeout=60, what="looking for sbatch")
         if found.returncode == 0:
             return "slurm"
         raise HopError(f"{self.req.host} has no sbatch on its login shell's PATH: give --systemd (a user unit) or "
@@ -109,47 +119,23 @@ class Connect:
 
     def follow(self, words: Sequence[str], what: str) -> dict[str, Any]:
         """Run a remote --json command that waits, showing its progress events as one live line."""
-        process = self.session.login().popen(self.session.hop_line(words))
-        assert process.stdout is not None and process.stderr is not None
-        kept: list[str] = []
-        shown = ""
+        process = self.session.popen(self.session.hop_line(words))
         try:
-            for line in process.stderr:
-                found = objects.event(line)
-                if found is None:
-                    kept.append(line.rstrip("\n"))
-                    continue
-                self.job_id = str(found.get("job_id") or self.job_id)
-                text = objects.progress_text(found)
-                if text != shown:
-                    self._live(text)
-                    shown = text
-            stdout = process.stdout.read()
-            code = process.wait()
+            done = follow.read(process, self.err, on_event=self._seen)
         except KeyboardInterrupt:
             process.terminate()
             process.wait()
-            self._end_live(shown)
             self.left_running(queued=True)
             raise Interrupted() from None
-        self._end_live(shown)
-        if code == 255:
-            raise HopError(f"ssh to {self.req.host} failed ({what}): {kept[-1] if kept else 'ssh said nothing'}")
-        if code != 0:
-            raise self._failed(code, "\n".join(kept), what)
-        return objects.the_object(self.req.host, stdout)
+        if done.code == 255:
+            said = done.kept[-1] if done.kept else "ssh said nothing"
+            raise HopError(f"ssh to {self.req.host} failed ({what}): {said}")
+        if done.code != 0:
+            raise self._failed(done.code, "\n".join(done.kept), what)
+        return objects.the_object(self.req.host, done.stdout)
 
-    def _live(self, text: str) -> None:
-        if self.err.isatty():
-            self.err.write("\r\033[K" + text)
-        else:
-            self.err.write(text + "\n")
-        self.err.flush()
-
-    def _end_live(self, shown: str) -> None:
-        if shown and self.err.isatty():
-            self.err.write("\n")
-            self.err.flush()
+    def _seen(self, found: dict[str, Any]) -> None:
+        self.job_id = str(found.get("job_id") or self.job_id)
 
     def slurm_object(self) -> dict[str, Any]:
         row = None if self.req.new else self.live_job()
@@ -170,24 +156,15 @@ class Connect:
 
     # ---- the laptop side
 
-    def master_for(self, obj: dict[str, Any]) -> Master:
-        """The server's own 127.0.0.1 is reachable from its node only: a node behind the login node gets its own
-        master through the login master; bind=node and servers on the login node itself are reached from there."""
-        tunnel = obj["tunnel"]
-        if tunnel.get("jump") and obj.get("bind") != "node":
-            return self.session.node(tunnel["target"])
-        return self.session.login()
-
     def open_tunnel(self, obj: dict[str, Any]) -> Tunnel:
         remote = ssh_argv.check_remote(obj["tunnel"]["remote"])
         wanted = self.req.port or int(obj["tunnel"]["local_port"])
-        master = self.master_for(obj)
         taken: set[int] = set()
         while True:
             port = ports.pick(wanted, skip=frozenset(taken))
             spec = ssh_argv.forward_spec(port, remote)
             try:
-                master.forward(spec)
+                self.session.forward(obj, spec)
                 break
             except HopError:
                 if ports.is_free(port):
@@ -197,7 +174,7 @@ class Connect:
             self.say(f"Laptop port {wanted} is taken; using {port}.", to_err=True)
         url = objects.laptop_url(obj["url"], port)
         probe.wait_answers(url, timeout=PROBE_TIMEOUT, what=f"the Jupyter server of {self.req.host}")
-        return Tunnel(spec=spec, url=url, reopen=lambda: self.master_for(obj).forward(spec))
+        return Tunnel(spec=spec, url=url, reopen=lambda: self.session.forward(obj, spec))
 
     def again(self, *, stop: bool = False) -> str:
         flag = {"slurm": "", "systemd": " --systemd", "run": " --run"}[self.req.mode or "slurm"]
@@ -216,7 +193,7 @@ class Connect:
 
     def start_run(self) -> dict[str, Any]:
         """`run PROFILE --json` over the master: a foreground server whose object is its first stdout line."""
-        process = self.session.login().popen(self.session.hop_line(["run", self.req.profile, "--json"]))
+        process = self.session.popen(self.session.hop_line(["run", self.req.profile, "--json"]))
         self.server = process
         assert process.stdout is not None
         line = process.stdout.readline()
@@ -265,6 +242,8 @@ class Connect:
         return 0
 
     def connect(self) -> int:
+        if self.session.notice:
+            self.say(self.session.notice, to_err=True)
         self.req.mode = mode = self.mode()
         if mode == "slurm":
             obj = self.slurm_object()

@@ -28,6 +28,8 @@ from jupyter_hop import proc
 from jupyter_hop.errors import HopError
 from jupyter_hop.laptop import argv as ssh_argv
 from jupyter_hop.laptop import sshconfig
+from jupyter_hop.laptop.link import LoginFailed, last_line
+from jupyter_hop.laptop.link import is_auth_failure as is_auth_failure  # kept importable from here
 
 # The longest Unix socket path that binds everywhere (macOS sun_path is 104 bytes with its NUL; Linux 108), less
 # the ".XXXXXXXXXXXXXXXX" ssh appends to the path while it sets the socket up.
@@ -38,11 +40,6 @@ POLL = 0.02
 MUX_TIMEOUT = 15.0  # `ssh -O ...` talks to a local socket: seconds are plenty even on a loaded laptop
 
 
-# What ssh says when the server refused the user's credentials (not the network, not the host key): a
-# supervisor must stop retrying then, instead of asking again in a loop.
-AUTH_FAILURES = ("Permission denied", "Too many authentication failures", "Authentication failed")
-
-
 def deaf_to_ctrl_c() -> None:
     """In the child before exec: a Ctrl-C on the terminal reaches the whole foreground process group, and ssh
     quits on SIGINT unless it found SIGINT ignored when it started (it keeps an ignored one ignored). Ignored,
@@ -51,16 +48,7 @@ def deaf_to_ctrl_c() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-class MasterFailed(HopError):
-    """The master could not start; `auth` says whether the credentials were refused."""
-
-    def __init__(self, message: str, *, detail: str, auth: bool) -> None:
-        super().__init__(message, detail=detail)
-        self.auth = auth
-
-
-def is_auth_failure(said: str) -> bool:
-    return any(marker in said for marker in AUTH_FAILURES)
+MasterFailed = LoginFailed  # the master could not start; `auth`: the credentials were refused
 
 
 @dataclass
@@ -155,12 +143,11 @@ def _said(stderr: str) -> str:
 
 
 def _last_line(stderr: str, log: Path | None = None) -> str:
-    """The line of ssh's output that says why (its last non-empty one), or a plain fallback."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    if not lines and log is not None:
+    """The line of ssh's output that says why: its stderr's last, else its log's."""
+    if not stderr.strip() and log is not None:
         with contextlib.suppress(OSError):
-            lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
-    return lines[-1] if lines else "ssh said nothing (see above)"
+            stderr = log.read_text(errors="replace")
+    return last_line(stderr)
 
 
 def start(

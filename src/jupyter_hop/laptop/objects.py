@@ -3,6 +3,7 @@ list of servers, and the laptop's URL. Everything arrives as the JSON protocol (
 
 from __future__ import annotations
 
+import calendar
 import json
 import time
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from jupyter_hop.errors import HopError
 from jupyter_hop.laptop.argv import LOCAL_ADDRESS
+from jupyter_hop.slurm import statustext
 
 SCHEMA = 1  # the protocol version this laptop speaks (jupyter_hop.protocol.SCHEMA of the same release)
 LIVE = ("pending", "starting", "ready")  # rows of `list --json` that a connect may reattach to
@@ -50,18 +52,40 @@ def event(line: str) -> dict[str, Any] | None:
     return found if isinstance(found, dict) and "event" in found else None
 
 
-def progress_text(found: dict[str, Any]) -> str:
-    """The live status line for one event: job, state, reason, node."""
+def moment(text: object) -> float | None:
+    """Epoch seconds of the protocol's UTC date-time (YYYY-MM-DDTHH:MM:SSZ), None when absent or unreadable."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
+    except ValueError:
+        return None
+
+
+def progress_text(found: dict[str, Any], now: float | None = None, *, since: float = 0.0,
+                  width: int | None = None) -> str:
+    """The live status line for one event, in the words of the remote's own status line (statustext): state,
+    the reason in the remote's words and its code, the expected start, the node, the time waited. `since`:
+    seconds since the event arrived (the clock keeps counting between events); `width`: a terminal's."""
+    job_id = str(found.get("job_id"))
     if found.get("event") == "submitted":
-        return f"Slurm job {found.get('job_id')} submitted; waiting for it to start"
-    parts = [f"Slurm job {found.get('job_id')}: {found.get('state', '?')}"]
-    if found.get("reason"):
-        parts.append(f"({found['reason']})")
-    if found.get("node"):
-        parts.append(f"on {found['node']}")
-    if found.get("elapsed") is not None:
-        parts.append(f"- {found['elapsed']:.0f} s")
-    return " ".join(parts)
+        return f"Slurm job {job_id} submitted; waiting for it to start"
+    now = time.time() if now is None else now
+    state, reason = str(found.get("state") or "?"), str(found.get("reason") or "")
+    start, node = moment(found.get("expected_start")), str(found.get("node") or "")
+
+    def text(said: str) -> str:
+        return statustext.state_text(state, reason=reason, said=said, expected_start=start, node=node,
+                                     ready=found.get("ready_on_node") is True, now=now)
+
+    elapsed = found.get("elapsed")
+    waited = (float(elapsed) if isinstance(elapsed, (int, float)) else 0.0) + since
+    return statustext.line(job_id, text(str(found.get("reason_text") or "")), text(""), waited, width=width)
+
+
+def progress_key(found: dict[str, Any]) -> str:
+    """What a log gets a new line for: any field of the event but the time waited."""
+    return json.dumps({k: v for k, v in found.items() if k != "elapsed"}, sort_keys=True)
 
 
 def failure_lines(stderr: str) -> list[str]:

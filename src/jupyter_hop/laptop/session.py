@@ -10,15 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-from jupyter_hop.errors import HopError
 from jupyter_hop.laptop import argv as ssh_argv
-from jupyter_hop.laptop import hosts, remote, sshconfig
 from jupyter_hop.laptop import master as ssh_master
+from jupyter_hop.laptop import sshconfig
+from jupyter_hop.laptop.link import Link
 from jupyter_hop.paths import Paths, new_launch_dir
 
 DIR_PREFIX = "ssh-"
@@ -43,16 +42,12 @@ def sweep(base: Path, *, keep: Path) -> None:
             shutil.rmtree(directory, ignore_errors=True)
 
 
-class SshSession:
+class SshSession(Link):
     """Masters keyed by target; `close()` ends them all, nodes first, and removes the control dir."""
 
     def __init__(self, host: str, *, paths: Paths | None = None, ssh: str = "ssh",
                  env: Mapping[str, str] | None = None, err: IO[str] | None = None) -> None:
-        self.host = sshconfig.check_host(host)
-        self.ssh = ssh
-        self.env = env
-        self._paths = paths or Paths.from_env(env)
-        self._err = err or sys.stderr
+        super().__init__(host, paths=paths, ssh=ssh, env=env, err=err)
         self.control_dir: Path | None = None
         self.masters: dict[str, ssh_master.Master] = {}
 
@@ -92,24 +87,26 @@ class SshSession:
         self.masters[target] = master
         return master
 
-    def jupyter_hop(
-        self, words: Sequence[str], *, timeout: float | None, what: str
-    ) -> subprocess.CompletedProcess[str]:
-        """Run the remote jupyter-hop with `words` on HOST, through its login shell and the host's remote_command
-        from hosts.toml; exit 127 (not found) is a HopError saying what to install or set."""
-        settings = hosts.for_host(self._paths, self.host)
-        line = remote.remote_line(words, settings.remote_command)
-        result = self.login().run(line, timeout=timeout, what=what)
-        if result.returncode == remote.NOT_FOUND:
-            raise remote.not_found(self.host, hosts.hosts_file(self._paths), result.stderr)
-        return result
+    def run(self, line: str, *, timeout: float | None, what: str) -> subprocess.CompletedProcess[str]:
+        return self.login().run(line, timeout=timeout, what=what)
 
-    def hop_line(self, words: Sequence[str]) -> str:
-        """The remote line that runs jupyter-hop with `words` (see jupyter_hop())."""
-        return remote.remote_line(words, hosts.for_host(self._paths, self.host).remote_command)
+    def popen(self, line: str) -> subprocess.Popen[str]:
+        return self.login().popen(line)
 
-    def not_found(self, stderr: str) -> HopError:
-        return remote.not_found(self.host, hosts.hosts_file(self._paths), stderr)
+    def master_for(self, obj: Mapping[str, Any]) -> ssh_master.Master:
+        """The server's own 127.0.0.1 is reachable from its node only: a node behind the login node gets its own
+        master through the login master; bind=node and servers on the login node itself are reached from there."""
+        tunnel = obj["tunnel"]
+        if tunnel.get("jump") and obj.get("bind") != "node":
+            return self.node(tunnel["target"])
+        return self.login()
+
+    def forward(self, obj: Mapping[str, Any], spec: str) -> None:
+        self.master_for(obj).forward(spec)
+
+    def connected(self) -> bool:
+        master = self.masters.get(self.host)
+        return master is not None and master.check()
 
     def close(self) -> None:
         """End every master (nodes before the login master they go through) and remove the control dir."""
@@ -118,9 +115,3 @@ class SshSession:
         if self.control_dir is not None:
             shutil.rmtree(self.control_dir, ignore_errors=True)
             self.control_dir = None
-
-    def __enter__(self) -> SshSession:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -1,6 +1,7 @@
-"""Keeps a verified tunnel up (POSIX only): an HTTP probe through it every few seconds, `ssh -O check` on the
-master when it fails, the forward re-opened (and the master re-created, which may ask for authentication: said
-before it asks) with backoff, and a stop on refused credentials instead of asking again in a loop.
+"""Keeps a verified tunnel up (portable): an HTTP probe through it every few seconds, the connection checked when
+it fails (`ssh -O check` on the master, or whether the tunnel's own ssh still runs), the forward re-opened (and
+the master or the tunnel's ssh re-created, which may ask for authentication: said before it asks) with backoff,
+and a stop on refused credentials instead of asking again in a loop.
 
 One status line: node, job id, time left, tunnel state, URL; a warning (and a desktop notification where one
 exists) some minutes before the job's end.
@@ -19,8 +20,7 @@ from typing import IO
 from jupyter_hop import proc
 from jupyter_hop.errors import HopError
 from jupyter_hop.laptop import objects, probe
-from jupyter_hop.laptop.master import MasterFailed
-from jupyter_hop.laptop.session import SshSession
+from jupyter_hop.laptop.link import Link, LoginFailed
 
 INTERVAL = 3.0  # between probes of a tunnel that answers
 PROBE_TIMEOUT = 3.0
@@ -48,7 +48,7 @@ def notify(title: str, text: str) -> None:
 
 
 class Supervisor:
-    def __init__(self, session: SshSession, tunnel: Tunnel, *, label: str, ends: float | None,
+    def __init__(self, session: Link, tunnel: Tunnel, *, label: str, ends: float | None,
                  warn_before: float, err: IO[str], clock: Callable[[], float] = time.time) -> None:
         self.session, self.tunnel, self.label = session, tunnel, label
         self.ends, self.warn_before, self.err, self.clock = ends, warn_before, err, clock
@@ -99,9 +99,8 @@ class Supervisor:
         return False
 
     def repair(self) -> None:
-        """Re-open the forward; a master that is gone is re-created first (the user may be asked again)."""
-        master = self.session.masters.get(self.session.host)
-        if master is None or not master.check():
+        """Re-open the forward; a connection that is gone is re-created first (the user may be asked again)."""
+        if not self.session.connected():
             self.say(f"The ssh connection to {self.session.host} is gone; reconnecting (ssh may ask you to "
                      "authenticate again).")
         self.tunnel.reopen()
@@ -124,7 +123,7 @@ class Supervisor:
             self.show()
             try:
                 self.repair()
-            except MasterFailed as exc:
+            except LoginFailed as exc:
                 if exc.auth:
                     raise HopError(f"{exc.message}; not trying again (run connect again to re-enter your "
                                    "credentials)", detail=exc.detail) from exc
