@@ -28,7 +28,7 @@ from jupyter_hop.errors import HopError
 from jupyter_hop.laptop import argv as ssh_argv
 from jupyter_hop.laptop.link import Link, LoginFailed, is_auth_failure, last_line
 
-TEST_HOOK = "JUPYTER_HOP_TEST_NO_CONTROL_MASTER"
+TEST_HOOK = "JUPYTER_HOP_TEST_NO_CONTROL_MASTER"  # the test hook (see above): "1" forces this mode; not for users
 POLL = 0.05
 LOGIN_TIMEOUT = 300.0  # how long the user may take to answer the tunnel's prompts
 NOTICE = ("This ssh has no ControlMaster: each step on {host} and the tunnel is an ssh login of its own, so ssh "
