@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import IO, Protocol
 
-from jupyter_hop import protocol, timetext
+from jupyter_hop import protocol
 from jupyter_hop.slurm import comment, reasons, statustext
 from jupyter_hop.slurm.statustext import clock as clock  # where it always was, for callers of progress
 from jupyter_hop.slurm.tools import JobState
@@ -17,11 +17,6 @@ class Progress(Protocol):
     def job(self, job: JobState, elapsed: float) -> None: ...
 
     def clear(self) -> None: ...
-
-
-def expected(job: JobState, now: float) -> str:
-    """"expected start 18:05 UTC (in 12 min)", or "" while Slurm has no estimate."""
-    return "" if job.expected_start is None else timetext.expected_start(job.expected_start, now)
 
 
 def describe(job: JobState, now: float | None = None, *, words: bool = True) -> str:
