@@ -98,12 +98,12 @@ class Connect:
     """One `jupyter hop connect` run as the laptop user, stdout and stderr read as they come."""
 
     def __init__(self, lab: LaptopLab, askpass: Askpass, *args: str, env: dict[str, str] | None = None,
-                 start_new_session: bool = False) -> None:
+                 start_new_session: bool = False, host: str = ALIAS) -> None:
         self.lab = lab
         self.err_path = askpass.directory / f"connect-{time.monotonic_ns()}.err"
         self.err = open(self.err_path, "w+")  # noqa: SIM115
         hop = str(lab.laptop.venv_bin / "jupyter-hop")
-        self.proc = lab.popen([hop, "connect", ALIAS, *args], lab.env(askpass, env), stdout=subprocess.PIPE,
+        self.proc = lab.popen([hop, "connect", host, *args], lab.env(askpass, env), stdout=subprocess.PIPE,
                               stderr=self.err, start_new_session=start_new_session)
         self.out = ""
 

@@ -22,6 +22,7 @@ from labkit.user import LabError, TestUser, ensure_user, lab_lock
 # $HOME, so a laptop with its own config needs its own user. hoptest's ~/.ssh stays for the other tests.
 LAPTOP_USER = "hoplaptop"
 ALIAS = "hpc"  # what the laptop user types after `ssh`
+WORKSTATION = "ws"  # the compute node as a workstation the laptop reaches through the login node (ProxyJump)
 TWO_FACTOR_PORT = 2222  # the login node's key+password sshd; port 22 stays key-only for every other test
 PASSWORD = "lab-Pass-4-hop"  # the cluster user's password on the key+password sshd (a throwaway test account)
 WRONG_PASSWORD = "not-the-password"
@@ -128,6 +129,15 @@ def _laptop_ssh_config(remote: str) -> str:
         f"Host {ALIAS}",
         f"    HostName {LOGIN}",
         f"    Port {TWO_FACTOR_PORT}",
+        f"    User {remote}",
+        "    BatchMode no",
+        "    IdentityFile ~/.ssh/id_ed25519",
+        "    IdentitiesOnly yes",
+        "    UserKnownHostsFile ~/.ssh/known_hosts",
+        "    StrictHostKeyChecking yes",
+        f"Host {WORKSTATION}",
+        "    HostName compute",
+        f"    ProxyJump {ALIAS}",
         f"    User {remote}",
         "    BatchMode no",
         "    IdentityFile ~/.ssh/id_ed25519",
