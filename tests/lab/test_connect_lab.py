@@ -526,3 +526,31 @@ def test_a_remote_speaking_another_protocol(remote: Remote) -> None:
         assert done.stderr.splitlines()[0].startswith(expected), done.stderr
         assert "Traceback" not in done.stderr
         assert ours(lab) == [] and sockets(lab) == []
+
+
+def test_a_remote_older_than_reattach_is_asked_the_old_way(remote: Remote) -> None:
+    """A remote whose `slurm submit` refuses --reattach (a release before it, stood in for by a remote_command
+    that refuses it as Click does): connect asks `list --json` and submits, then reattaches, as before."""
+    lab = remote.lab
+    refuse = ('old() { for word; do if [ "$word" = --reattach ]; then echo "Error: No such option: --reattach" >&2; '
+              f'exit 2; fi; done; {remote.remote_command()} "$@"; }}; old')
+    remote.set_remote_command(refuse)
+    first = Connect(lab, lab.askpass("old-first"), PROFILE, "--no-browser")
+    try:
+        url = first.wait_ready()
+        jobs = remote.jobs()
+        assert len(jobs) == 1, jobs
+        assert http_login.login(url, PASSWORD) == 200
+        assert first.interrupt() == 0, first.stderr()
+        assert "Traceback" not in first.stderr() and "--reattach" not in first.stderr()
+    finally:
+        first.close()
+    again = Connect(lab, lab.askpass("old-again"), PROFILE, "--no-browser")
+    try:
+        again.wait_ready()
+        assert f"Reattaching to Slurm job {jobs[0]}" in again.stderr()
+        assert remote.jobs() == jobs
+        assert again.interrupt() == 0, again.stderr()
+        assert ours(lab) == [] and sockets(lab) == []
+    finally:
+        again.close()

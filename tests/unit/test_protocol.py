@@ -157,6 +157,8 @@ def test_json_progress_writes_one_event_per_change() -> None:
          "elapsed": 2.0},
     ]
     EVENT.validate(protocol.submit_event("5", "/s/x.log"))
+    EVENT.validate(protocol.reattach_event("5", "RUNNING", "/s/x.log"))
+    EVENT.validate(protocol.reattach_event("5", "PENDING", ""))
 
 
 # ---------------------------------------------------------------------------------------- through the real CLI
