@@ -9,7 +9,6 @@ import os
 import select
 import shlex
 import signal
-import statistics
 import subprocess
 import time
 from collections.abc import Iterator
@@ -378,60 +377,6 @@ def test_run_mode_stops_its_server_with_connect_on_a_terminal_ctrl_c(remote: Rem
         assert ours(lab) == [] and sockets(lab) == []
     finally:
         run.close()
-
-
-ROUNDS = 5
-
-
-def test_bench_connect_against_the_same_steps_by_hand(remote: Remote) -> None:
-    """`connect` until its tunnel answers, against `ssh hpc jupyter-hop slurm submit --json` and then the object's
-    own `ssh -N -L ...` until the first 200, in alternating rounds of the same run; medians and their ratio."""
-    lab = remote.lab
-    hop = remote.remote_command()
-    by_hand: list[float] = []
-    connect: list[float] = []
-    for round_ in range(ROUNDS):
-        askpass = lab.askpass(f"bench-{round_}")
-        start = time.perf_counter()
-        submitted = lab.run(["ssh", ALIAS, f"{hop} slurm submit {PROFILE} --json"], lab.env(askpass), timeout=240)
-        assert submitted.returncode == 0, submitted.stderr
-        obj = json.loads(submitted.stdout)
-        # the object's own tunnel, with the jump as this laptop reaches the login node (its alias)
-        argv = [ALIAS if word == obj["tunnel"]["jump"] else word for word in obj["tunnel"]["argv"]]
-        tunnel = lab.popen(argv, lab.env(askpass), stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE)
-        try:
-            login_page = obj["url"].replace("localhost", "127.0.0.1").rstrip("/") + "/login"
-            while probe_status(login_page) != 200:
-                assert tunnel.poll() is None and time.perf_counter() - start < 120, (
-                    argv, tunnel.stderr.read() if tunnel.stderr else "")
-                time.sleep(0.005)
-            by_hand.append(time.perf_counter() - start)
-        finally:
-            tunnel.terminate()
-            tunnel.wait(10)
-            remote.slurm.cancel(obj["job_id"])
-
-        start = time.perf_counter()
-        run = Connect(lab, lab.askpass(f"bench-c-{round_}"), PROFILE, "--no-browser")
-        try:
-            run.wait_ready()
-            connect.append(time.perf_counter() - start)
-            assert run.interrupt() == 0
-        finally:
-            run.close()
-            for job_id in remote.jobs():
-                remote.slurm.cancel(job_id)
-    ratio = statistics.median(connect) / statistics.median(by_hand)
-    print(f"\nbench: connect until the tunnel answers {statistics.median(connect):.2f} s, by hand "
-          f"{statistics.median(by_hand):.2f} s (median of {ROUNDS}); ratio {ratio:.2f}x "
-          f"(connect {[round(t, 2) for t in connect]}, by hand {[round(t, 2) for t in by_hand]})")
-
-
-def probe_status(url: str) -> int | None:
-    from jupyter_hop.laptop import probe
-
-    return probe.status(url, timeout=1.0)
 
 
 def login_master_pid(lab: LaptopLab) -> int:

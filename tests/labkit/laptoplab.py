@@ -258,14 +258,19 @@ def _wait_listening(address: str, timeout: float = 10.0) -> None:
 
 def teardown(lab: LaptopLab) -> None:
     with lab_lock():
-        with suppress(OSError, ValueError):
-            os.kill(int((BASE / "sshd.pid").read_text().strip()), signal.SIGTERM)
-        _restore_password(lab.remote_user)
-        _edit_profile(lab.remote_user, add=False)
-        shutil.rmtree(lab.laptop.home / ".ssh", ignore_errors=True)
-        shutil.rmtree(lab.laptop.home / ".hop-lab", ignore_errors=True)
-        shutil.rmtree(lab.laptop.home / ".config" / "jupyter-hop", ignore_errors=True)
-        shutil.rmtree(BASE, ignore_errors=True)
+        teardown_locked(lab)
+
+
+def teardown_locked(lab: LaptopLab) -> None:
+    """teardown() for a caller that holds the lab lock already (the ssh lab's last user, before it goes)."""
+    with suppress(OSError, ValueError):
+        os.kill(int((BASE / "sshd.pid").read_text().strip()), signal.SIGTERM)
+    _restore_password(lab.remote_user)
+    _edit_profile(lab.remote_user, add=False)
+    shutil.rmtree(lab.laptop.home / ".ssh", ignore_errors=True)
+    shutil.rmtree(lab.laptop.home / ".hop-lab", ignore_errors=True)
+    shutil.rmtree(lab.laptop.home / ".config" / "jupyter-hop", ignore_errors=True)
+    shutil.rmtree(BASE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from labkit.sshslurm import daemon_prefix
 from labkit.user import LabError, TestUser, lab_lock
 
 SYSTEMD = "/lib/systemd/systemd"
@@ -161,12 +162,8 @@ def start_manager(user: TestUser, netns: str | None = None) -> UserManager:
     # point systemd uses to build a unit's namespace (PrivateTmp=); the user manager cannot create it itself.
     inner = ("mount -t tmpfs -o mode=0755 tmpfs /run/systemd && mkdir /run/systemd/system "
              "&& mkdir -m 0700 /run/systemd/unit-root && exec \"$@\"")
-    enter: list[str] = ["unshare", "--mount", "--propagation", "private"]
-    if netns is not None:
-        # nsenter, not `ip netns exec`: that remounts /sys, and the manager needs the cgroup tree under it
-        node = f'hostname {netns} && mount --bind /etc/netns/{netns}/hosts /etc/hosts && '
-        inner = node + inner
-        enter = ["nsenter", f"--net=/run/netns/{netns}", *enter, "--uts"]
+    # in a node: as slurmd is started there (not `ip netns exec`, which hides the cgroup tree the manager needs)
+    enter = ["unshare", "--mount", "--propagation", "private"] if netns is None else daemon_prefix(netns)
     manager_env = [f"XDG_RUNTIME_DIR={runtime_dir}", f"DBUS_SESSION_BUS_ADDRESS=unix:path={runtime_dir}/bus"]
     argv = [
         *enter, "sh", "-c", inner, "sh",
