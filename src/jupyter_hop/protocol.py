@@ -120,6 +120,11 @@ def submit_event(job_id: str, log: str) -> dict[str, Any]:
     return {"schema": SCHEMA, "event": "submitted", "job_id": job_id, "log": log or None}
 
 
+def reattach_event(job_id: str, state: str, log: str) -> dict[str, Any]:
+    """The first stderr line of `submit --reattach --json` that found a job: that job, Slurm's state for it."""
+    return {"schema": SCHEMA, "event": "reattached", "job_id": job_id, "state": state, "log": log or None}
+
+
 def progress_event(job: JobState, elapsed: float) -> dict[str, Any]:
     """A stderr line of `submit --json` for each change of the job's state while it waits."""
     from jupyter_hop.slurm import comment, reasons

@@ -36,6 +36,7 @@ TARGETS = {  # case name -> the ratio asked for (issue 11: 1.2x for render and c
     "slurm render --time 2:00:00 --gpus 1": 1.2,
     "systemd render --port 9000": 1.2,
     "jupyter-hop run to printed instructions": 1.1,
+    "connect until the tunnel answers": 1.05,  # issue 13, against the same steps by hand (cases_connect.py)
 }
 
 
@@ -135,10 +136,13 @@ def default_cases(bench: Bench) -> list[Case]:
     return cases
 
 
-def plugin_cases(bench: Bench) -> list[Case]:
-    """Cases from tests/bench/cases_*.py (launch-to-ready, polling delay, submit overhead, ...)."""
+def plugin_cases(bench: Bench, only: str | None = None) -> list[Case]:
+    """Cases from tests/bench/cases_*.py (launch-to-ready, polling delay, submit overhead, ...); with `only`,
+    just the modules whose topic (cases_TOPIC.py) it names, so that `--only connect` brings up no other lab."""
     found: list[Case] = []
     for path in sorted(Path(__file__).resolve().parent.glob("cases_*.py")):
+        if only is not None and path.stem.removeprefix("cases_") not in only:
+            continue
         module = importlib.import_module(path.stem)
         try:
             found.extend(module.cases(bench))
@@ -201,7 +205,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few rounds, for CI logs")
     parser.add_argument("--reps", type=int, help="rounds (default 15, or 7 with --quick)")
-    parser.add_argument("--only", help="only the cases whose name contains TEXT (and what they are compared with)")
+    parser.add_argument("--only", help="only the cases whose name contains TEXT (and what they are compared with); "
+                        "of tests/bench/cases_TOPIC.py only those whose TOPIC is in TEXT")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
     reps = args.reps or (7 if args.quick else 15)  # 7: medians that 2 noisy rounds cannot move
@@ -211,7 +216,7 @@ def main() -> None:
     base = Path(tempfile.mkdtemp(prefix="jupyter-hop-bench-", dir=parent))
     try:
         bench = make_bench(base)
-        cases = default_cases(bench) + ([] if args.only else plugin_cases(bench))
+        cases = default_cases(bench) + plugin_cases(bench, args.only)
         if args.only:
             chosen = [c for c in cases if args.only in c.name]
             wanted = {c.name for c in chosen} | {c.against for c in chosen if c.against}

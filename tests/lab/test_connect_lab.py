@@ -9,7 +9,6 @@ import os
 import select
 import shlex
 import signal
-import statistics
 import subprocess
 import time
 from collections.abc import Iterator
@@ -98,12 +97,12 @@ class Connect:
     """One `jupyter hop connect` run as the laptop user, stdout and stderr read as they come."""
 
     def __init__(self, lab: LaptopLab, askpass: Askpass, *args: str, env: dict[str, str] | None = None,
-                 start_new_session: bool = False) -> None:
+                 start_new_session: bool = False, host: str = ALIAS) -> None:
         self.lab = lab
         self.err_path = askpass.directory / f"connect-{time.monotonic_ns()}.err"
         self.err = open(self.err_path, "w+")  # noqa: SIM115
         hop = str(lab.laptop.venv_bin / "jupyter-hop")
-        self.proc = lab.popen([hop, "connect", ALIAS, *args], lab.env(askpass, env), stdout=subprocess.PIPE,
+        self.proc = lab.popen([hop, "connect", host, *args], lab.env(askpass, env), stdout=subprocess.PIPE,
                               stderr=self.err, start_new_session=start_new_session)
         self.out = ""
 
@@ -213,9 +212,9 @@ def test_connect_submits_reattaches_and_stops(remote: Remote) -> None:
 
 
 NO_MASTER = {"JUPYTER_HOP_TEST_NO_CONTROL_MASTER": "1"}  # laptop/direct.py's test hook: the Windows mode
-# One login per step without a master: the sbatch lookup, `list --json`, `slurm submit --json` (or `slurm
-# instructions --wait` when reattaching) and the tunnel (README, "From the laptop: connect").
-DIRECT_PROMPTS = 4
+# One login per step without a master: the sbatch lookup, `slurm submit --json --reattach` (which submits or
+# reattaches) and the tunnel (README, "From the laptop: connect").
+DIRECT_PROMPTS = 3
 
 
 def tunnel_pid(lab: LaptopLab) -> int:
@@ -457,60 +456,6 @@ def test_run_mode_stops_its_server_with_connect_on_a_terminal_ctrl_c(remote: Rem
         run.close()
 
 
-ROUNDS = 5
-
-
-def test_bench_connect_against_the_same_steps_by_hand(remote: Remote) -> None:
-    """`connect` until its tunnel answers, against `ssh hpc jupyter-hop slurm submit --json` and then the object's
-    own `ssh -N -L ...` until the first 200, in alternating rounds of the same run; medians and their ratio."""
-    lab = remote.lab
-    hop = remote.remote_command()
-    by_hand: list[float] = []
-    connect: list[float] = []
-    for round_ in range(ROUNDS):
-        askpass = lab.askpass(f"bench-{round_}")
-        start = time.perf_counter()
-        submitted = lab.run(["ssh", ALIAS, f"{hop} slurm submit {PROFILE} --json"], lab.env(askpass), timeout=240)
-        assert submitted.returncode == 0, submitted.stderr
-        obj = json.loads(submitted.stdout)
-        # the object's own tunnel, with the jump as this laptop reaches the login node (its alias)
-        argv = [ALIAS if word == obj["tunnel"]["jump"] else word for word in obj["tunnel"]["argv"]]
-        tunnel = lab.popen(argv, lab.env(askpass), stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE)
-        try:
-            login_page = obj["url"].replace("localhost", "127.0.0.1").rstrip("/") + "/login"
-            while probe_status(login_page) != 200:
-                assert tunnel.poll() is None and time.perf_counter() - start < 120, (
-                    argv, tunnel.stderr.read() if tunnel.stderr else "")
-                time.sleep(0.005)
-            by_hand.append(time.perf_counter() - start)
-        finally:
-            tunnel.terminate()
-            tunnel.wait(10)
-            remote.slurm.cancel(obj["job_id"])
-
-        start = time.perf_counter()
-        run = Connect(lab, lab.askpass(f"bench-c-{round_}"), PROFILE, "--no-browser")
-        try:
-            run.wait_ready()
-            connect.append(time.perf_counter() - start)
-            assert run.interrupt() == 0
-        finally:
-            run.close()
-            for job_id in remote.jobs():
-                remote.slurm.cancel(job_id)
-    ratio = statistics.median(connect) / statistics.median(by_hand)
-    print(f"\nbench: connect until the tunnel answers {statistics.median(connect):.2f} s, by hand "
-          f"{statistics.median(by_hand):.2f} s (median of {ROUNDS}); ratio {ratio:.2f}x "
-          f"(connect {[round(t, 2) for t in connect]}, by hand {[round(t, 2) for t in by_hand]})")
-
-
-def probe_status(url: str) -> int | None:
-    from jupyter_hop.laptop import probe
-
-    return probe.status(url, timeout=1.0)
-
-
 def login_master_pid(lab: LaptopLab) -> int:
     for entry in Path("/proc").iterdir():
         try:
@@ -603,3 +548,31 @@ def test_a_remote_speaking_another_protocol(remote: Remote) -> None:
         assert done.stderr.splitlines()[0].startswith(expected), done.stderr
         assert "Traceback" not in done.stderr
         assert ours(lab) == [] and sockets(lab) == []
+
+
+def test_a_remote_older_than_reattach_is_asked_the_old_way(remote: Remote) -> None:
+    """A remote whose `slurm submit` refuses --reattach (a release before it, stood in for by a remote_command
+    that refuses it as Click does): connect asks `list --json` and submits, then reattaches, as before."""
+    lab = remote.lab
+    refuse = ('old() { for word; do if [ "$word" = --reattach ]; then echo "Error: No such option: --reattach" >&2; '
+              f'exit 2; fi; done; {remote.remote_command()} "$@"; }}; old')
+    remote.set_remote_command(refuse)
+    first = Connect(lab, lab.askpass("old-first"), PROFILE, "--no-browser")
+    try:
+        url = first.wait_ready()
+        jobs = remote.jobs()
+        assert len(jobs) == 1, jobs
+        assert http_login.login(url, PASSWORD) == 200
+        assert first.interrupt() == 0, first.stderr()
+        assert "Traceback" not in first.stderr() and "--reattach" not in first.stderr()
+    finally:
+        first.close()
+    again = Connect(lab, lab.askpass("old-again"), PROFILE, "--no-browser")
+    try:
+        again.wait_ready()
+        assert f"Reattaching to Slurm job {jobs[0]}" in again.stderr()
+        assert remote.jobs() == jobs
+        assert again.interrupt() == 0, again.stderr()
+        assert ours(lab) == [] and sockets(lab) == []
+    finally:
+        again.close()

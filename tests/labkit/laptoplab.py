@@ -22,6 +22,7 @@ from labkit.user import LabError, TestUser, ensure_user, lab_lock
 # $HOME, so a laptop with its own config needs its own user. hoptest's ~/.ssh stays for the other tests.
 LAPTOP_USER = "hoplaptop"
 ALIAS = "hpc"  # what the laptop user types after `ssh`
+WORKSTATION = "ws"  # the compute node as a workstation the laptop reaches through the login node (ProxyJump)
 TWO_FACTOR_PORT = 2222  # the login node's key+password sshd; port 22 stays key-only for every other test
 PASSWORD = "lab-Pass-4-hop"  # the cluster user's password on the key+password sshd (a throwaway test account)
 WRONG_PASSWORD = "not-the-password"
@@ -128,6 +129,15 @@ def _laptop_ssh_config(remote: str) -> str:
         f"Host {ALIAS}",
         f"    HostName {LOGIN}",
         f"    Port {TWO_FACTOR_PORT}",
+        f"    User {remote}",
+        "    BatchMode no",
+        "    IdentityFile ~/.ssh/id_ed25519",
+        "    IdentitiesOnly yes",
+        "    UserKnownHostsFile ~/.ssh/known_hosts",
+        "    StrictHostKeyChecking yes",
+        f"Host {WORKSTATION}",
+        "    HostName compute",
+        f"    ProxyJump {ALIAS}",
         f"    User {remote}",
         "    BatchMode no",
         "    IdentityFile ~/.ssh/id_ed25519",
@@ -248,14 +258,19 @@ def _wait_listening(address: str, timeout: float = 10.0) -> None:
 
 def teardown(lab: LaptopLab) -> None:
     with lab_lock():
-        with suppress(OSError, ValueError):
-            os.kill(int((BASE / "sshd.pid").read_text().strip()), signal.SIGTERM)
-        _restore_password(lab.remote_user)
-        _edit_profile(lab.remote_user, add=False)
-        shutil.rmtree(lab.laptop.home / ".ssh", ignore_errors=True)
-        shutil.rmtree(lab.laptop.home / ".hop-lab", ignore_errors=True)
-        shutil.rmtree(lab.laptop.home / ".config" / "jupyter-hop", ignore_errors=True)
-        shutil.rmtree(BASE, ignore_errors=True)
+        teardown_locked(lab)
+
+
+def teardown_locked(lab: LaptopLab) -> None:
+    """teardown() for a caller that holds the lab lock already (the ssh lab's last user, before it goes)."""
+    with suppress(OSError, ValueError):
+        os.kill(int((BASE / "sshd.pid").read_text().strip()), signal.SIGTERM)
+    _restore_password(lab.remote_user)
+    _edit_profile(lab.remote_user, add=False)
+    shutil.rmtree(lab.laptop.home / ".ssh", ignore_errors=True)
+    shutil.rmtree(lab.laptop.home / ".hop-lab", ignore_errors=True)
+    shutil.rmtree(lab.laptop.home / ".config" / "jupyter-hop", ignore_errors=True)
+    shutil.rmtree(BASE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -400,10 +400,16 @@ def _load_existing(user: TestUser) -> SshLab:
     return SshLab(user, public, back, 0.0)
 
 
-@pytest.fixture(scope="session")
-def ssh_lab(test_user: TestUser) -> Iterator[SshLab]:
-    """The lab, built once per session (shared with a concurrent session if one has it up), torn down by the
-    last session using it."""
+@dataclass
+class Lease:
+    """A process's share of the lab: a shared lock on USERS_LOCK, held until `release`."""
+
+    lab: SshLab
+    fd: int
+
+
+def acquire(user: TestUser) -> Lease:
+    """Build the lab, or join the one another session has up; raises LabError (the lab is then torn down)."""
     users_fd = os.open(USERS_LOCK, os.O_CREAT | os.O_RDWR, 0o600)
     try:
         with lab_lock():
@@ -413,17 +419,42 @@ def ssh_lab(test_user: TestUser) -> Iterator[SshLab]:
             except BlockingIOError:
                 alone = False
             try:
-                lab = build(test_user) if alone or not _state_ok() else _load_existing(test_user)
-            except (LabError, OSError, subprocess.SubprocessError) as exc:
+                lab = build(user) if alone or not _state_ok() else _load_existing(user)
+            except (LabError, OSError, subprocess.SubprocessError):
                 teardown_leftovers()
-                pytest.fail(f"the ssh lab could not be set up: {exc}")
+                raise
             fcntl.flock(users_fd, fcntl.LOCK_SH)
-        yield lab
+    except BaseException:
+        os.close(users_fd)
+        raise
+    return Lease(lab, users_fd)
+
+
+def release(lease: Lease, before_teardown: Callable[[], object] = lambda: None) -> None:
+    """Drop the lease; the last session out runs `before_teardown` and tears the lab down."""
+    try:
         with lab_lock():
             try:
-                fcntl.flock(users_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(lease.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 return  # another session still uses it
-            teardown_leftovers()
+            try:
+                before_teardown()
+            finally:
+                teardown_leftovers()
     finally:
-        os.close(users_fd)
+        os.close(lease.fd)
+
+
+@pytest.fixture(scope="session")
+def ssh_lab(test_user: TestUser) -> Iterator[SshLab]:
+    """The lab, built once per session (shared with a concurrent session if one has it up), torn down by the
+    last session using it."""
+    try:
+        lease = acquire(test_user)
+    except (LabError, OSError, subprocess.SubprocessError) as exc:
+        pytest.fail(f"the ssh lab could not be set up: {exc}")
+    try:
+        yield lease.lab
+    finally:
+        release(lease)

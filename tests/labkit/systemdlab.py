@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from labkit.sshslurm import daemon_prefix
 from labkit.user import LabError, TestUser, lab_lock
 
 SYSTEMD = "/lib/systemd/systemd"
@@ -46,6 +47,7 @@ class UserManager:
     runtime_dir: Path
     log: Path
     created_dirs: list[Path] = field(default_factory=list)
+    netns: str | None = None  # the ssh lab node it runs in (its network and hostname too), None: the root's
 
     @property
     def pid(self) -> int:
@@ -64,7 +66,8 @@ class UserManager:
         return env
 
     def argv(self, args: Sequence[str], env: Mapping[str, str] | None = None) -> list[str]:
-        return ["nsenter", f"--target={self.pid}", "--mount", *self.user.argv(args, self.env(env))]
+        node = ["--uts", "--net"] if self.netns else []
+        return ["nsenter", f"--target={self.pid}", "--mount", *node, *self.user.argv(args, self.env(env))]
 
     def run(self, args: Sequence[str], env: Mapping[str, str] | None = None,
             **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -135,7 +138,9 @@ def _remove_cgroups(created: list[Path]) -> None:
                 os.rmdir(root)
 
 
-def start_manager(user: TestUser) -> UserManager:
+def start_manager(user: TestUser, netns: str | None = None) -> UserManager:
+    """The manager, in the root namespaces or (netns) inside one of the ssh lab's nodes: that node's network,
+    hostname and /etc/hosts, as `ip netns exec` gives its sshd, so its units serve where its ssh sessions are."""
     if not Path(SYSTEMD).exists():
         raise LabError(f"{SYSTEMD} is missing: apt-get install systemd")
     runtime_dir = Path(f"/run/user/{user.uid}")
@@ -157,9 +162,11 @@ def start_manager(user: TestUser) -> UserManager:
     # point systemd uses to build a unit's namespace (PrivateTmp=); the user manager cannot create it itself.
     inner = ("mount -t tmpfs -o mode=0755 tmpfs /run/systemd && mkdir /run/systemd/system "
              "&& mkdir -m 0700 /run/systemd/unit-root && exec \"$@\"")
+    # in a node: as slurmd is started there (not `ip netns exec`, which hides the cgroup tree the manager needs)
+    enter = ["unshare", "--mount", "--propagation", "private"] if netns is None else daemon_prefix(netns)
     manager_env = [f"XDG_RUNTIME_DIR={runtime_dir}", f"DBUS_SESSION_BUS_ADDRESS=unix:path={runtime_dir}/bus"]
     argv = [
-        "unshare", "--mount", "--propagation", "private", "sh", "-c", inner, "sh",
+        *enter, "sh", "-c", inner, "sh",
         "setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups", "--reset-env",
         "env", *manager_env, SYSTEMD, "--user",
     ]
@@ -167,7 +174,7 @@ def start_manager(user: TestUser) -> UserManager:
     with log.open("wb") as out:
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                    preexec_fn=enter_cgroups, start_new_session=True, cwd="/")
-    manager = UserManager(user, process, runtime_dir, log, created + cgroup_dirs)
+    manager = UserManager(user, process, runtime_dir, log, created + cgroup_dirs, netns)
     deadline = time.monotonic() + START_TIMEOUT
     while not manager.answers():
         if process.poll() is not None or time.monotonic() > deadline:

@@ -147,6 +147,9 @@ SHOW_TOKEN = [
     Case("show-token-run-in-job", ["run", "good", "--json", "--show-token"], ["--show-token", "SLURM_JOB_ID",
                                                                               "'81234'"], env=IN_JOB),
     Case("show-token-text-run-in-job", ["run", "good", "--show-token"], ["--show-token", "Slurm job"], env=IN_JOB),
+    # --reattach waits for the job it finds: with --no-wait it would print nothing useful
+    Case("submit-reattach-no-wait", ["slurm", "submit", "good", "--reattach", "--no-wait"],
+         ["--reattach", "--no-wait"]),
     Case("show-token-submit-in-job", ["slurm", "submit", "good", "--json", "--show-token"],
          ["--show-token", "SLURM_JOB_ID"], env=IN_JOB),
     Case("show-token-slurm-instructions-in-job", ["slurm", "instructions", "81234", "--json", "--show-token"],

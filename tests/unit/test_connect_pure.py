@@ -53,6 +53,14 @@ def test_events_and_lines_for_people() -> None:
     assert objects.failure_lines(stderr) == ["jupyter-hop: error: the server of job 7 exited", "log tail line"]
 
 
+def test_a_remote_without_an_option_is_told_from_other_usage_errors() -> None:
+    """A remote older than `submit --reattach` is asked the old way; any other failure is not mistaken for it."""
+    assert objects.lacks_option(["Usage: jupyter-hop slurm submit [OPTIONS] [NAME]",
+                                 "Error: No such option: --reattach"], "--reattach")
+    assert not objects.lacks_option(["Error: No such option: --json"], "--reattach")
+    assert not objects.lacks_option(["jupyter-hop: error: --reattach waits for the job it finds"], "--reattach")
+
+
 def test_reattach_takes_the_newest_live_job_of_the_profile() -> None:
     rows = [
         {"kind": "job", "profile": "gpu", "state": "ready", "job_id": "1", "started": 10.0},

@@ -157,6 +157,8 @@ def test_json_progress_writes_one_event_per_change() -> None:
          "elapsed": 2.0},
     ]
     EVENT.validate(protocol.submit_event("5", "/s/x.log"))
+    EVENT.validate(protocol.reattach_event("5", "RUNNING", "/s/x.log"))
+    EVENT.validate(protocol.reattach_event("5", "PENDING", ""))
 
 
 # ---------------------------------------------------------------------------------------- through the real CLI
@@ -268,3 +270,27 @@ def test_submit_no_wait_json_with_fake_slurm_tools(tmp_path: Path) -> None:
     OBJECT.validate(obj)
     assert (obj["state"], obj["job_id"], obj["tunnel"]) == ("submitted", "4242", None)
     assert obj["instructions"] == ["jupyter", "hop", "slurm", "instructions", "4242", "--wait", "--json"]
+
+
+def test_submit_reattach_with_fake_slurm_tools(tmp_path: Path) -> None:
+    """--reattach submits when the profile has no live job, and then finds that job instead of submitting
+    another: the `reattached` event first, the job's object as `slurm instructions --wait` prints it."""
+    tree, env = submit_tree(tmp_path)
+    first = tree.hop(["slurm", "submit", "good", "--reattach", "--json"], env=env)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stderr.splitlines()[0])["event"] == "submitted"
+    log = parsed(first.stdout)["log"]
+    again = tree.hop(["slurm", "submit", "good", "--reattach", "--json"], env=env)
+    assert again.returncode == 0, again.stderr
+    events = [json.loads(line) for line in again.stderr.splitlines()]
+    for event in events:
+        EVENT.validate(event)
+    assert events == [{"schema": 1, "event": "reattached", "job_id": "4242", "state": "RUNNING", "log": log}]
+    obj = parsed(again.stdout)
+    OBJECT.validate(obj)
+    assert (obj["state"], obj["job_id"], obj["log"]) == ("ready", "4242", log)
+    text = tree.hop(["slurm", "submit", "good", "--reattach", "--time", "1:00:00"], env=env)
+    assert text.returncode == 0, text.stderr
+    assert text.stderr.splitlines()[0] == ("Reattaching to Slurm job 4242 (RUNNING) of profile good; not "
+                                           "submitting another.")
+    assert "ssh -N" in text.stdout

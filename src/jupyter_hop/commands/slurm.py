@@ -69,17 +69,26 @@ def submit(
     constraint: o.Constraint = None, job_name: o.JobName = None, sbatch: o.Sbatch = None, save: o.Save = False,
     as_json: Json = False,
     show_token: ShowToken = False,
+    reattach: Annotated[bool, typer.Option(
+        "--reattach", help="A job of this profile already queued or running is waited for and connected to "
+        "instead (the one-off options then go unused); only when there is none is one submitted.")] = False,
 ) -> None:
     """Submit the job, wait until its server answers, then print how to connect."""
+    from jupyter_hop.errors import HopError
     from jupyter_hop.output import say
     from jupyter_hop.paths import Paths
     from jupyter_hop.profile import overrides, store
     from jupyter_hop.slurm import jobs
 
     check_show_token(show_token)
+    if reattach and no_wait:
+        raise HopError("--reattach waits for the job it finds and cannot go with --no-wait; "
+                       "`jupyter hop list` shows the jobs there are")
     paths = Paths.from_env()
     given = _slurm_overrides(time, partition, cpus, mem, gpus, gres, account, qos, constraint, job_name, sbatch)
     base = store.load(paths, name)
+    if reattach and _reattached(paths, name, base.ssh.style, as_json=as_json, show_token=show_token):
+        return
     prof = overrides.apply(base, given)
     if save and given:
         overrides.check_writable(paths, name)
@@ -102,6 +111,31 @@ def submit(
     sys.stderr.write(f"Submitted Slurm job {job_id}; waiting for its Jupyter server (Ctrl-C stops waiting, "
                      "not the job).\n")
     _wait_and_print(paths, submission, prof.server.ready_timeout, prof.ssh.style, show_token=show_token)
+
+
+def _reattached(paths: Paths, name: str, style: str, *, as_json: bool, show_token: bool) -> bool:
+    """--reattach: the newest live job of profile `name` (as `list` sees them), waited for and printed as
+    `slurm instructions JOB --wait` does; False when there is none."""
+    from jupyter_hop import protocol
+    from jupyter_hop.slurm import submissions
+    from jupyter_hop.tracking import inventory
+
+    rows = [row for row in inventory.gather(paths, units=False).rows if row.kind == "job" and row.profile == name
+            and row.state in ("pending", "starting", "ready") and row.job_id]
+    found = max(rows, key=lambda row: row.started or 0.0, default=None)
+    if found is None:
+        return False
+    state = found.job.state if found.job is not None else found.state
+    submission = submissions.read_submission(paths, found.job_id)
+    if as_json:
+        log = submission.log if submission is not None else ""
+        sys.stderr.write(protocol.dumps(protocol.reattach_event(found.job_id, state, str(log))))
+        sys.stderr.flush()
+    else:
+        sys.stderr.write(f"Reattaching to Slurm job {found.job_id} ({state}) of profile {name}; "
+                         "not submitting another.\n")
+    _instructions(paths, found.job_id, style, wait=True, as_json=as_json, show_token=show_token)
+    return True
 
 
 def _submitted_json(paths: Paths, submission: Submission, bind: str, *, no_wait: bool, show_token: bool) -> None:
@@ -149,16 +183,21 @@ def instructions(
     show_token: ShowToken = False,
 ) -> None:
     """Print how to connect to a running job's server (the token only on your own terminal)."""
-    from jupyter_hop.errors import HopError
     from jupyter_hop.paths import Paths
+    from jupyter_hop.slurm import submissions
+
+    check_show_token(show_token)
+    submissions.check_job_id(job_id)
+    _instructions(Paths.from_env(), job_id, "config" if ssh_config else "command", wait=wait, as_json=as_json,
+                  show_token=show_token)
+
+
+def _instructions(paths: Paths, job_id: str, style: str, *, wait: bool, as_json: bool, show_token: bool) -> None:
+    from jupyter_hop.errors import HopError
     from jupyter_hop.profile import store
     from jupyter_hop.slurm import jobs, submissions
     from jupyter_hop.tracking import records
 
-    check_show_token(show_token)
-    paths = Paths.from_env()
-    style = "config" if ssh_config else "command"
-    submissions.check_job_id(job_id)
     if wait and records.find_job(paths, job_id) is None:
         submission = submissions.read_submission(paths, job_id)
         if submission is None:

@@ -43,6 +43,10 @@ class Request:
     stop: bool = False
 
 
+class NoReattach(Exception):
+    """The remote's `slurm submit` refused --reattach (a release before it): nothing was submitted."""
+
+
 class Interrupted(HopError):
     """Ctrl-C: what was left running and how to come back is already printed."""
 
@@ -104,14 +108,30 @@ class Connect:
         said = lines[0].removeprefix("jupyter-hop: error: ") if lines else f"exit code {code}"
         return HopError(f"{what} on {self.req.host} failed: {said}", detail="\n".join(lines[1:]))
 
-    def mode(self) -> Mode:
-        if self.req.mode is not None:
-            return self.req.mode
-        found = self.session.run(HAS_SBATCH, timeout=60, what="looking for sbatch")
-        if found.returncode == 0:
-            return "slurm"
-        raise HopError(f"{self.req.host} has no sbatch on its login shell's PATH: give --systemd (a user unit) or "
-                       "--run (a server that lives as long as connect) for a workstation")
+    def guessed_slurm(self) -> dict[str, Any]:
+        """No mode given: the sbatch check and `slurm submit --reattach` run side by side over the master (a host
+        without sbatch fails the submit, harmlessly); the check is waited for only when the submit failed. Without
+        a master they run one after the other: two logins at once would ask on the terminal at the same time."""
+        if not self.session.parallel:
+            self._check_sbatch(self.session.run(HAS_SBATCH, timeout=60, what="looking for sbatch").returncode)
+            return self.slurm_object()
+        check = self.session.popen(HAS_SBATCH)
+        try:
+            return self.slurm_object()
+        except Interrupted:
+            raise
+        except HopError:
+            self._check_sbatch(check.wait(timeout=60))
+            raise
+        finally:
+            if check.poll() is None:
+                check.terminate()
+            check.communicate()
+
+    def _check_sbatch(self, code: int) -> None:
+        if code not in (0, 255):  # 255: ssh's own failure, said by what ran over it
+            raise HopError(f"{self.req.host} has no sbatch on its login shell's PATH: give --systemd (a user unit) "
+                           "or --run (a server that lives as long as connect) for a workstation")
 
     def live_job(self) -> dict[str, Any] | None:
         listing = self.hop(["list", "--json"], timeout=LIST_TIMEOUT, what="jupyter-hop list")
@@ -131,21 +151,33 @@ class Connect:
             said = done.kept[-1] if done.kept else "ssh said nothing"
             raise HopError(f"ssh to {self.req.host} failed ({what}): {said}")
         if done.code != 0:
+            if objects.lacks_option(done.kept, "--reattach"):
+                raise NoReattach()
             raise self._failed(done.code, "\n".join(done.kept), what)
         return objects.the_object(self.req.host, done.stdout)
 
     def _seen(self, found: dict[str, Any]) -> None:
         self.job_id = str(found.get("job_id") or self.job_id)
+        if found.get("event") == "reattached":
+            self.say(f"Reattaching to Slurm job {self.job_id} ({found.get('state')}) of profile "
+                     f"{self.req.profile} on {self.req.host}.", to_err=True)
 
     def slurm_object(self) -> dict[str, Any]:
+        """One remote call: `slurm submit --reattach` finds a live job of the profile or submits one. A remote
+        older than --reattach is asked the old way: `list --json`, then `slurm instructions` or `slurm submit`."""
+        words = ["slurm", "submit", self.req.profile, "--json", *self.req.overrides]
+        if not self.req.new:
+            try:
+                return self.follow([*words, "--reattach"], "jupyter-hop slurm submit")
+            except NoReattach:
+                pass
         row = None if self.req.new else self.live_job()
         if row is not None:
             self.job_id = str(row["job_id"])
             self.say(f"Reattaching to Slurm job {self.job_id} ({row['state']}) of profile {self.req.profile} on "
                      f"{self.req.host}.", to_err=True)
-            words = ["slurm", "instructions", self.job_id, "--json", "--wait"]
-            return self.follow(words, "jupyter-hop slurm instructions")
-        words = ["slurm", "submit", self.req.profile, "--json", *self.req.overrides]
+            return self.follow(["slurm", "instructions", self.job_id, "--json", "--wait"],
+                               "jupyter-hop slurm instructions")
         return self.follow(words, "jupyter-hop slurm submit")
 
     def token(self, obj: dict[str, Any]) -> str:
@@ -244,8 +276,11 @@ class Connect:
     def connect(self) -> int:
         if self.session.notice:
             self.say(self.session.notice, to_err=True)
-        self.req.mode = mode = self.mode()
-        if mode == "slurm":
+        guess, self.req.mode = self.req.mode is None, self.req.mode or "slurm"
+        mode = self.req.mode
+        if guess:
+            obj = self.guessed_slurm()
+        elif mode == "slurm":
             obj = self.slurm_object()
         elif mode == "systemd":
             obj = self.follow(["systemd", "start", self.req.profile, "--json"], "jupyter-hop systemd start")

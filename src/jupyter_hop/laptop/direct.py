@@ -62,6 +62,8 @@ def _listening(port: int) -> bool:
 class DirectSession(Link):
     """Remote commands and one tunnel, each its own ssh; `close()` ends the tunnel."""
 
+    parallel = False  # every command is a login of its own, which may ask on the terminal
+
     def __init__(self, host: str, **kwargs: Any) -> None:
         super().__init__(host, **kwargs)
         self.notice = NOTICE.format(host=self.host)

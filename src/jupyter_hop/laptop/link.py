@@ -43,6 +43,7 @@ class Link:
     """The remote commands, the tunnel's forward and whether the connection still stands, for one HOST."""
 
     notice = ""  # said once before the first ssh runs (how many times ssh may ask)
+    parallel = True  # two remote commands may run at once without two logins asking on the terminal together
 
     def __init__(self, host: str, *, paths: Paths | None = None, ssh: str = "ssh",
                  env: Mapping[str, str] | None = None, err: IO[str] | None = None) -> None:

@@ -136,3 +136,8 @@ def left(seconds: float) -> str:
     if hours:
         return f"{hours}h{rest // 60:02d}m"
     return f"{rest // 60}m" if rest >= 60 else f"{rest}s"
+
+
+def lacks_option(stderr_lines: Sequence[str], option: str) -> bool:
+    """The remote's usage error for an option its release does not have (Click: `No such option: --x`)."""
+    return any(option in line and "no such option" in line.lower() for line in stderr_lines)
