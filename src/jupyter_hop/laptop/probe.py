@@ -11,6 +11,7 @@ import time
 from urllib.parse import urlsplit
 
 from jupyter_hop.errors import HopError
+from jupyter_hop.server.probe import get_status
 
 POLL = 0.1
 
@@ -21,17 +22,7 @@ def status(url: str, *, timeout: float = 3.0) -> int | None:
     if parts.scheme != "http" or not parts.hostname or parts.port is None:
         raise ValueError(f"not an http://HOST:PORT/ URL: {url!r}")
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
-    try:
-        path = parts.path or "/"
-        # Jupyter checks the Host header on loopback binds: "localhost" is what a browser on the laptop sends too
-        conn.request("GET", path + (f"?{parts.query}" if parts.query else ""), headers={"Host": "localhost"})
-        response = conn.getresponse()
-        response.read()
-        return response.status
-    except (OSError, http.client.HTTPException):
-        return None
-    finally:
-        conn.close()
+    return get_status(conn, (parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
 
 
 def wait_answers(url: str, *, timeout: float, what: str = "the server") -> int:

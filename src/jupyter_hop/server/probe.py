@@ -30,9 +30,14 @@ def api_status(*, address: str, port: int, sock: str, base_url: str, timeout: fl
     else:
         host = address if address not in ("", "0.0.0.0") else "127.0.0.1"
         conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    return get_status(conn, base_url.rstrip("/") + "/api")
+
+
+def get_status(conn: http.client.HTTPConnection, path: str) -> int | None:
+    """The status of GET path on `conn` (closed after), or None when no HTTP server answered."""
     try:
-        # Jupyter checks the Host header on loopback binds; a tunnel presents "localhost" too.
-        conn.request("GET", base_url.rstrip("/") + "/api", headers={"Host": "localhost"})
+        # Jupyter checks the Host header on loopback binds: "localhost" is what a tunnel and a browser present
+        conn.request("GET", path, headers={"Host": "localhost"})
         response = conn.getresponse()
         response.read()
         return response.status
