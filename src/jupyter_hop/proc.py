@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
 import sys
 import time
@@ -41,12 +40,12 @@ def run(
         raise HopError(f"cannot run {argv[0]} ({what}): it is not installed here, or not on PATH") from exc
     except subprocess.TimeoutExpired as exc:
         code = "timed out"
-        raise HopError(f"`{shlex.join(argv)}` did not finish within {exc.timeout:g} s ({what})") from exc
+        raise HopError(f"`{_join(argv)}` did not finish within {exc.timeout:g} s ({what})") from exc
     except OSError as exc:
         raise HopError(f"cannot run {argv[0]} ({what}): {exc.strerror}") from exc
     finally:
         if os.environ.get("JUPYTER_HOP_DEBUG"):
-            print(f"+ {shlex.join(argv)} ({code}, {time.monotonic() - started:.2f} s)", file=sys.stderr)
+            print(f"+ {_join(argv)} ({code}, {time.monotonic() - started:.2f} s)", file=sys.stderr)
 
 
 def output(argv: Sequence[str], *, timeout: float, what: str) -> str:
@@ -54,5 +53,12 @@ def output(argv: Sequence[str], *, timeout: float, what: str) -> str:
     result = run(argv, timeout=timeout, what=what)
     if result.returncode != 0:
         reason = (result.stderr.strip() or result.stdout.strip() or f"exit code {result.returncode}").splitlines()
-        raise HopError(f"`{shlex.join(argv)}` failed ({what}): {reason[-1]}", detail=result.stderr)
+        raise HopError(f"`{_join(argv)}` failed ({what}): {reason[-1]}", detail=result.stderr)
     return result.stdout
+
+
+def _join(argv: Sequence[str]) -> str:
+    """The command as a shell line, for messages: shlex is imported only when one is written."""
+    import shlex
+
+    return shlex.join(argv)

@@ -366,7 +366,7 @@ def test_unit_without_user_namespaces_still_runs(user_manager: UserManager, unit
         "from jupyter_hop.profile import store; "
         "from jupyter_hop.paths import Paths; p = Paths.from_env(); prof = store.load(p, sys.argv[1]); "
         "spec = machine.build(p, prof); "
-        "import dataclasses; spec = dataclasses.replace(spec, private_users=False); "
+        "spec = spec._replace(private_users=False); "
         "path = ops.installed_path(spec.unit); path.write_text(unit.render(spec))"
     )
     ok(user_manager.run(["python", "-c", script, name], env))

@@ -103,7 +103,7 @@ def test_template_variables_are_the_model_fields() -> None:
     assert env.loader is not None
     source = env.loader.get_source(env, batch.TEMPLATE)[0]
     used = jinja2.meta.find_undeclared_variables(env.parse(source))
-    assert used == set(batch.BatchScript.__dataclass_fields__)
+    assert used == set(batch.BatchScript._fields)
 
 
 def directives(data: dict[str, Any], env: dict[str, str] | None = None) -> list[str]:

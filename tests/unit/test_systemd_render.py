@@ -103,8 +103,6 @@ def test_verify_catches_a_typo() -> None:
 
 
 def test_template_variables_are_the_spec_fields() -> None:
-    import dataclasses
-
     import jinja2.meta
 
     from jupyter_hop import templates
@@ -112,7 +110,7 @@ def test_template_variables_are_the_spec_fields() -> None:
     env = templates.environment()
     source = (templates.template_root() / unit_file.TEMPLATE).read_text()
     used = jinja2.meta.find_undeclared_variables(env.parse(source))
-    assert used == {f.name for f in dataclasses.fields(unit_file.UnitSpec)}
+    assert used == set(unit_file.UnitSpec._fields)
 
 
 # --- no value can add a line, a directive or a section -------------------------------------------------------

@@ -192,12 +192,12 @@ def logs(
     from jupyter_hop import proc
     from jupyter_hop.paths import Paths
     from jupyter_hop.profile.model import check_name
-    from jupyter_hop.systemd import ops, systemctl
+    from jupyter_hop.systemd import machine, ops, systemctl
     from jupyter_hop.systemd import unit as unit_file
 
     paths = Paths.from_env()
     check_name(name)
-    if systemctl.journal_available():
+    if machine.journal_available():
         argv = systemctl.journal_argv(unit_file.unit_name(name), lines, follow=follow)
         raise typer.Exit(proc.run(argv, timeout=None, capture=False, what="showing the unit's output").returncode)
     if not unit_file.log_path(paths, name).exists():

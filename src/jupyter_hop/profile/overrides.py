@@ -6,8 +6,7 @@ import contextlib
 import dataclasses
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from jupyter_hop.errors import HopError
 from jupyter_hop.paths import Paths
@@ -20,8 +19,9 @@ Given = Mapping[str, Mapping[str, "str | Sequence[str]"]]
 INTEGER_RE = lazy(r"[+-]?[0-9]{1,18}")
 
 
-@dataclass(frozen=True, eq=False)  # compared by identity: one per flag, and no generated __eq__ to build
-class Option:
+# A NamedTuple rather than a dataclass: every render imports this module, and building a dataclass costs it
+# most of a millisecond (it compiles its generated methods).
+class Option(NamedTuple):
     """A one-off option and the profile key it stands for."""
 
     flag: str

@@ -16,7 +16,7 @@ from jupyter_hop.fsutil import LOG_TAIL_LINES, atomic_write, private_file, read_
 from jupyter_hop.paths import Paths
 from jupyter_hop.profile import overrides
 from jupyter_hop.profile.model import Profile
-from jupyter_hop.systemd import systemctl
+from jupyter_hop.systemd import machine, systemctl
 from jupyter_hop.systemd import unit as unit_file
 from jupyter_hop.systemd.machine import build, home
 from jupyter_hop.tracking import records
@@ -200,7 +200,7 @@ def server_url(record: Record) -> str:
 def log_tail(paths: Paths, name: str, lines: int) -> str:
     """The last lines of the unit's output, from the journal or from its log file."""
     unit = unit_file.unit_name(name)
-    if systemctl.journal_available():
+    if machine.journal_available():
         with contextlib.suppress(HopError):
             return proc.run(systemctl.journal_argv(unit, lines), timeout=20, what="reading the journal").stdout
         return ""

@@ -12,10 +12,7 @@ from pathlib import Path
 from jupyter_hop import proc
 from jupyter_hop.errors import HopError
 
-# Where journald takes the output of services; without it the unit writes to a log file instead.
-JOURNAL_STDOUT = Path("/run/systemd/journal/stdout")
 LINGER_DIR = Path("/var/lib/systemd/linger")
-UNIT_ROOT = Path("/run/systemd/unit-root")
 SHOW_PROPERTIES = (
     "LoadState", "ActiveState", "SubState", "UnitFileState", "FragmentPath", "MainPID", "NRestarts",
     "ActiveEnterTimestamp", "Result",
@@ -78,28 +75,9 @@ def unit_dir(manager_env: Mapping[str, str], home: Path) -> Path:
     return Path(config) / "systemd" / "user"
 
 
-def journal_available() -> bool:
-    return JOURNAL_STDOUT.exists()
-
-
 def journal_argv(unit: str, lines: int, *, follow: bool = False) -> list[str]:
     """The journalctl call that shows a user unit's last `lines` lines of output."""
     return ["journalctl", "--user", "-u", unit, "-n", str(lines), "--no-pager", *(["-f"] if follow else [])]
-
-
-def private_tmp_possible() -> bool:
-    """Whether a user unit can get PrivateTmp=: it needs a user namespace (PrivateUsers=), and the mount point
-    /run/systemd/unit-root that PID 1 creates (a user manager cannot); without them the unit would fail."""
-    unit_root = UNIT_ROOT.exists() or os.access(UNIT_ROOT.parent, os.W_OK)
-    return unit_root and user_namespaces_available()
-
-
-def user_namespaces_available() -> bool:
-    """Whether this user may create a user namespace."""
-    try:
-        return proc.run(["unshare", "--user", "true"], timeout=10, what="asking for user namespaces").returncode == 0
-    except HopError:
-        return False
 
 
 @dataclass(frozen=True)
