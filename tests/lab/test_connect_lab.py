@@ -73,19 +73,24 @@ def control_base(lab: LaptopLab) -> Path:
     return Path(f"/tmp/jupyter-hop-{lab.laptop.uid}")
 
 
-def ours(lab: LaptopLab) -> list[str]:
-    """The laptop user's ssh processes and watchdogs (connect's, since nothing else runs as that user)."""
+def laptop_processes(lab: LaptopLab) -> list[tuple[int, list[str]]]:
+    """(pid, argv) of every process of the laptop user (connect's, since nothing else runs as that user)."""
     found = []
     for entry in Path("/proc").iterdir():
         try:
             if not entry.name.isdigit() or entry.stat().st_uid != lab.laptop.uid:
                 continue
-            words = (entry / "cmdline").read_bytes().split(b"\0")
+            words = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
         except OSError:
             continue
-        if words and (words[0].endswith(b"ssh") or b"jupyter-hop-ssh-watchdog" in words):
-            found.append(b" ".join(words).decode(errors="replace"))
+        found.append((int(entry.name), words))
     return found
+
+
+def ours(lab: LaptopLab) -> list[str]:
+    """The laptop user's ssh processes and watchdogs."""
+    return [" ".join(words) for _, words in laptop_processes(lab)
+            if words and (words[0].endswith("ssh") or "jupyter-hop-ssh-watchdog" in words)]
 
 
 def sockets(lab: LaptopLab) -> list[Path]:
@@ -219,15 +224,9 @@ DIRECT_PROMPTS = 3
 
 def tunnel_pid(lab: LaptopLab) -> int:
     """The direct mode's tunnel ssh (`ssh -N ... -J hpc -L ...`), not the `ssh -W` it runs for the jump."""
-    for entry in Path("/proc").iterdir():
-        try:
-            if not entry.name.isdigit() or entry.stat().st_uid != lab.laptop.uid:
-                continue
-            words = (entry / "cmdline").read_bytes().decode().split("\0")[:-1]
-        except OSError:
-            continue
+    for pid, words in laptop_processes(lab):
         if words and words[0].endswith("ssh") and "-N" in words and "-L" in words and "-J" in words:
-            return int(entry.name)
+            return pid
     raise AssertionError(f"no tunnel ssh among {ours(lab)}")
 
 
@@ -457,15 +456,9 @@ def test_run_mode_stops_its_server_with_connect_on_a_terminal_ctrl_c(remote: Rem
 
 
 def login_master_pid(lab: LaptopLab) -> int:
-    for entry in Path("/proc").iterdir():
-        try:
-            if not entry.name.isdigit() or entry.stat().st_uid != lab.laptop.uid:
-                continue
-            words = (entry / "cmdline").read_bytes().decode().split("\0")[:-1]
-        except OSError:
-            continue
+    for pid, words in laptop_processes(lab):
         if words and words[0].endswith("ssh") and "-M" in words and words[-1] == ALIAS:
-            return int(entry.name)
+            return pid
     raise AssertionError(f"no login master among {ours(lab)}")
 
 

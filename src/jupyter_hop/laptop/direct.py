@@ -3,7 +3,7 @@ ControlMaster (its ssh -G works; -M and ControlPath sockets do not).
 
 Every remote command is an ssh login of its own and the tunnel is one more (`ssh -N -J HOST -L ... NODE`, as the
 printed instructions have it), re-started when it dies: ssh may ask for the password at each of them. A fresh
-`connect hpc gpu` makes four logins (sbatch lookup, `list --json`, `submit --json`, the tunnel), three with
+`connect hpc gpu` makes three logins (the sbatch lookup, `slurm submit --json --reattach`, the tunnel), two with
 --slurm given, one more for a token profile's token and one per re-opened tunnel.
 
 The detection is a pure function of the platform. TEST HOOK: JUPYTER_HOP_TEST_NO_CONTROL_MASTER=1 forces this
