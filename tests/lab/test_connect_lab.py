@@ -160,6 +160,16 @@ def wait_answers(url: str, timeout: float) -> float:
     raise AssertionError(f"{url} did not answer within {timeout} s")
 
 
+def submitted(run: Connect, remote: Remote) -> tuple[str, str]:
+    """The URL of a connect that submitted the lab's only job, and that job, once a password login works."""
+    url = run.wait_ready()
+    assert url.startswith("http://127.0.0.1:"), url
+    jobs = remote.jobs()
+    assert len(jobs) == 1, jobs
+    assert http_login.login(url, PASSWORD) == 200
+    return url, jobs[0]
+
+
 def test_connect_submits_reattaches_and_stops(remote: Remote) -> None:
     lab = remote.lab
     first = lab.askpass("connect-first")
@@ -169,12 +179,7 @@ def test_connect_submits_reattaches_and_stops(remote: Remote) -> None:
     os.chown(browser, lab.laptop.uid, lab.laptop.gid)
     run = Connect(lab, first, PROFILE, "--time", "0:30:00", env={"BROWSER": str(browser)})
     try:
-        url = run.wait_ready()
-        assert url.startswith("http://127.0.0.1:"), url
-        jobs = remote.jobs()
-        assert len(jobs) == 1, jobs
-        job_id = jobs[0]
-        assert http_login.login(url, PASSWORD) == 200
+        url, job_id = submitted(run, remote)
         assert len(first.prompts()) == 1, first.prompts()
         # the browser: called once, at the plain URL (a password profile has no token anywhere)
         calls = (first.directory / "browser.calls").read_text().splitlines()
@@ -238,12 +243,7 @@ def test_connect_without_control_master(remote: Remote) -> None:
     first = lab.askpass("direct-first")
     run = Connect(lab, first, PROFILE, "--no-browser", "--time", "0:30:00", env=NO_MASTER)
     try:
-        url = run.wait_ready()
-        assert url.startswith("http://127.0.0.1:"), url
-        jobs = remote.jobs()
-        assert len(jobs) == 1, jobs
-        job_id = jobs[0]
-        assert http_login.login(url, PASSWORD) == 200
+        url, job_id = submitted(run, remote)
         assert "This ssh has no ControlMaster" in run.stderr()
         assert len(first.prompts()) == DIRECT_PROMPTS, first.prompts()
         assert sockets(lab) == []  # no master, no control socket, ever

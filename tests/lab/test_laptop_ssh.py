@@ -48,7 +48,6 @@ class Driver:
         line = self.proc.stdout.readline() if ready else ""
         if not line:
             if self.proc.poll() is None:  # faulthandler prints where it is stuck
-                time.sleep(0.1)
                 self.proc.send_signal(signal.SIGABRT)
                 self.proc.wait(10)
             self.stderr.seek(0)

@@ -124,32 +124,23 @@ def _sshd_config(address: str) -> str:
 def _laptop_ssh_config(remote: str) -> str:
     # BatchMode no: the lab's system-wide drop-in sets BatchMode yes for login and compute, and the user's own
     # file is read first, so its value wins, as a real user's would.
+    def as_remote(*, batch_mode_no: bool = True) -> list[str]:
+        return [f"    User {remote}", *(["    BatchMode no"] if batch_mode_no else []),
+                "    IdentityFile ~/.ssh/id_ed25519", "    IdentitiesOnly yes",
+                "    UserKnownHostsFile ~/.ssh/known_hosts", "    StrictHostKeyChecking yes"]
+
     return "\n".join([
         "# jupyter-hop laptop lab: the laptop user's own ssh config",
         f"Host {ALIAS}",
         f"    HostName {LOGIN}",
         f"    Port {TWO_FACTOR_PORT}",
-        f"    User {remote}",
-        "    BatchMode no",
-        "    IdentityFile ~/.ssh/id_ed25519",
-        "    IdentitiesOnly yes",
-        "    UserKnownHostsFile ~/.ssh/known_hosts",
-        "    StrictHostKeyChecking yes",
+        *as_remote(),
         f"Host {WORKSTATION}",
         "    HostName compute",
         f"    ProxyJump {ALIAS}",
-        f"    User {remote}",
-        "    BatchMode no",
-        "    IdentityFile ~/.ssh/id_ed25519",
-        "    IdentitiesOnly yes",
-        "    UserKnownHostsFile ~/.ssh/known_hosts",
-        "    StrictHostKeyChecking yes",
+        *as_remote(),
         "Host compute",
-        f"    User {remote}",
-        "    IdentityFile ~/.ssh/id_ed25519",
-        "    IdentitiesOnly yes",
-        "    UserKnownHostsFile ~/.ssh/known_hosts",
-        "    StrictHostKeyChecking yes",
+        *as_remote(batch_mode_no=False),
         "",
     ])
 

@@ -95,7 +95,7 @@ def failure_lines(stderr: str) -> list[str]:
 
 def too_old(stderr: str) -> bool:
     """A remote that predates the protocol refuses --json as a usage error."""
-    return "--json" in stderr and ("No such option" in stderr or "no such option" in stderr)
+    return lacks_option(stderr.splitlines(), "--json")
 
 
 def reattach_row(host: str, listing: str, profile: str) -> dict[str, Any] | None:
